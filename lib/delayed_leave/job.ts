@@ -1,0 +1,273 @@
+/**
+ * @module The shell around the job state machine: timers, restart and send
+ * calls with retries, presence look-ups (SPEC section 11).
+ */
+
+import type { Logger } from "../log.ts";
+import type { Presence } from "../livekit/room_service.ts";
+import {
+  isLive,
+  type JobEffect,
+  type JobSignal,
+  type JobState,
+  transition,
+} from "./machine.ts";
+import { Backoff, type CallOutcome, sleep } from "./retry.ts";
+import type { JobRecord } from "./store.ts";
+
+/** No wait of a job is longer than an hour. */
+export const MAX_WAIT_MS = 3600_000;
+/** Restart when this share of the delay has passed. */
+export const RESTART_AT = 0.8;
+
+/** The outside world a job acts on. */
+export interface JobDeps {
+  /** Restarts or sends the delayed event once; "unresolvable" when the CS API cannot be found. */
+  delayedEvent(
+    action: "restart" | "send",
+    record: JobRecord,
+  ): Promise<CallOutcome | { kind: "unresolvable" }>;
+  getParticipant(room: string, identity: string): Promise<Presence>;
+  /** Persists the record (on each successful restart). */
+  save(record: JobRecord): void;
+  /** Called once when the job ends; `keepRecord` is false when its record should go. */
+  ended(job: Job, keepRecord: boolean): void;
+  /** Seconds between presence checks while connected; 0 for none. */
+  sanityIntervalMs: number;
+  log: Logger;
+  now?: () => number;
+  random?: () => number;
+}
+
+/** One delayed-leave job: one participant's delayed leave event. */
+export class Job {
+  readonly id = crypto.randomUUID().slice(0, 8);
+  readonly record: JobRecord;
+  #state: JobState = "Waiting";
+  /** When the homeserver would send the event by itself, ms since the epoch. */
+  #deadline: number;
+  /** Aborted by the effect "stop": ends whatever the current state runs. */
+  #phase = new AbortController();
+  readonly #deps: JobDeps;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  #ended = false;
+
+  constructor(record: JobRecord, deps: JobDeps) {
+    this.record = { ...record };
+    this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
+    this.#deadline = record.restartedAt + record.delayTimeoutMs;
+    this.#log = deps.log.with({
+      job: this.id,
+      room: record.room,
+      identity: record.identity,
+    });
+  }
+
+  get state(): JobState {
+    return this.#state;
+  }
+
+  /** Starts the Waiting state: the waiting timer and the presence look-up. */
+  begin(): void {
+    const signal = this.#phase.signal;
+    const waitMs = Math.min(MAX_WAIT_MS, this.record.delayTimeoutMs);
+    void sleep(waitMs, signal).then((fired) => {
+      if (fired) this.signal("waitingTimeout");
+    });
+    void this.#lookUp(signal, waitMs);
+  }
+
+  /** Applies a signal; ignored signals change nothing. */
+  signal(signal: JobSignal): void {
+    const from = this.#state;
+    const { state, effects } = transition(from, signal);
+    if (state === from) {
+      this.#log.debug("Job ignored {signal} in {state}", { signal, state });
+      return;
+    }
+    this.#state = state;
+    this.#log.info("Job {from} -> {to} on {signal}", {
+      from,
+      to: state,
+      signal,
+    });
+    for (const effect of effects) this.#run(effect);
+  }
+
+  /** Stops the job without acting and without touching its record (shutdown). */
+  halt(): void {
+    this.#phase.abort();
+    this.#ended = true;
+  }
+
+  #run(effect: JobEffect): void {
+    switch (effect) {
+      case "stop":
+        this.#phase.abort();
+        this.#phase = new AbortController();
+        return;
+      case "startRestarting":
+        void this.#restartLoop(this.#phase.signal);
+        return;
+      case "startPresenceChecks":
+        if (this.#deps.sanityIntervalMs > 0) {
+          void this.#presenceChecks(this.#phase.signal);
+        }
+        return;
+      case "sendLeave":
+        void this.#sendLeave(this.#phase.signal);
+        return;
+      case "finish":
+        this.#end(false);
+        return;
+      case "finishKeepingRecord":
+        this.#end(true);
+        return;
+    }
+  }
+
+  #end(keepRecord: boolean): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#deps.ended(this, keepRecord);
+  }
+
+  /** GetParticipant with backoff until found or `windowMs` has passed. */
+  async #lookUp(signal: AbortSignal, windowMs: number): Promise<void> {
+    const until = this.#now() + windowMs;
+    const backoff = new Backoff(this.#deps.random);
+    while (!signal.aborted && this.#now() < until) {
+      try {
+        const presence = await this.#deps.getParticipant(
+          this.record.room,
+          this.record.identity,
+        );
+        if (signal.aborted) return;
+        if (presence === "present") {
+          this.signal("participantFound");
+          return;
+        }
+      } catch (err) {
+        this.#log.debug("Presence look-up failed: {error}", {
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
+      const wait = Math.min(backoff.next(), until - this.#now());
+      if (wait <= 0 || !(await sleep(wait, signal))) return;
+    }
+  }
+
+  /** Restart now and after each 80 % of the delay, until stopped or failed. */
+  async #restartLoop(signal: AbortSignal): Promise<void> {
+    const timeout = this.record.delayTimeoutMs;
+    this.#deadline = this.#now() + timeout;
+    while (!signal.aborted) {
+      const outcome = await this.#retry("restart", signal, this.#deadline);
+      if (signal.aborted) return;
+      if (outcome === "ok") {
+        const now = this.#now();
+        this.#deadline = now + timeout;
+        this.record.restartedAt = now;
+        this.#deps.save({ ...this.record });
+        this.#log.debug("Restarted delayed event");
+        if (!(await sleep(timeout * RESTART_AT, signal))) return;
+      } else {
+        this.signal(
+          outcome === "notFound"
+            ? "delayedEventNotFound"
+            : outcome === "unresolvable"
+            ? "csApiUnresolvable"
+            : "restartFailed",
+        );
+        return;
+      }
+    }
+  }
+
+  /** Sends the leave, retrying within min(1 h, max(1 s, deadline − now)), then ends. */
+  async #sendLeave(signal: AbortSignal): Promise<void> {
+    const window = Math.min(
+      MAX_WAIT_MS,
+      Math.max(1_000, this.#deadline - this.#now()),
+    );
+    const outcome = await this.#retry("send", signal, this.#now() + window);
+    if (signal.aborted) return;
+    if (outcome === "ok" || outcome === "notFound") {
+      this.#log.info(
+        outcome === "ok"
+          ? "Sent delayed leave event"
+          : "Delayed leave event was already sent or cancelled",
+      );
+    } else {
+      this.#log.error("Gave up sending delayed leave event: {reason}", {
+        reason: outcome,
+      });
+    }
+    this.#end(false);
+  }
+
+  /** One call retried with backoff (or the server's hint) until `until`. */
+  async #retry(
+    action: "restart" | "send",
+    signal: AbortSignal,
+    until: number,
+  ): Promise<"ok" | "notFound" | "unresolvable" | "expired"> {
+    const backoff = new Backoff(this.#deps.random);
+    while (!signal.aborted) {
+      if (this.#now() >= until) return "expired";
+      let outcome;
+      try {
+        outcome = await this.#deps.delayedEvent(action, this.record);
+      } catch (err) {
+        outcome = {
+          kind: "retry" as const,
+          reason: err instanceof Error ? err.message : String(err),
+        };
+      }
+      if (signal.aborted) break;
+      if (outcome.kind !== "retry") return outcome.kind;
+      const wait = outcome.afterMs ?? backoff.next();
+      this.#log.warn(
+        "Delayed event {action} failed ({reason}); retrying in {waitMs} ms",
+        {
+          action,
+          reason: outcome.reason,
+          waitMs: Math.round(wait),
+        },
+      );
+      const left = until - this.#now();
+      if (wait >= left) {
+        await sleep(Math.max(0, left), signal);
+        return "expired";
+      }
+      if (!(await sleep(wait, signal))) break;
+    }
+    return "expired";
+  }
+
+  /** Every interval, a confirmed absence means the participant is gone. */
+  async #presenceChecks(signal: AbortSignal): Promise<void> {
+    while (await sleep(this.#deps.sanityIntervalMs, signal)) {
+      try {
+        const presence = await this.#deps.getParticipant(
+          this.record.room,
+          this.record.identity,
+        );
+        if (signal.aborted) return;
+        if (presence === "absent") {
+          this.signal("presenceGone");
+          return;
+        }
+      } catch {
+        // Transport errors say nothing about the participant.
+      }
+    }
+  }
+
+  /** Whether the job can still act. */
+  get live(): boolean {
+    return !this.#ended && isLive(this.#state);
+  }
+}

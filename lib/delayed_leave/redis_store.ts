@@ -1,0 +1,188 @@
+/**
+ * @module Jobs persisted in Redis in the reference's format (SPEC section 12),
+ * with plain commands only. Writes that fail while Redis is away are kept and
+ * written again once it is back.
+ */
+
+import { createClient } from "redis";
+import type { Logger } from "../log.ts";
+import {
+  decodeRecord,
+  encodeRecord,
+  jobKey,
+  type JobRecord,
+  type JobStore,
+  type LoadedJobs,
+} from "./store.ts";
+
+/** The hash holding every job, as in the reference. */
+export const JOBS_HASH = "lk-jwt:jobs";
+/** How long start-up waits for Redis before giving up. */
+export const CONNECT_TIMEOUT_MS = 5_000;
+
+type Client = ReturnType<typeof createClient>;
+
+export interface RedisStoreOptions {
+  url: string;
+  log: Logger;
+}
+
+/** A {@link JobStore} on Redis. */
+export class RedisJobStore implements JobStore {
+  readonly #client: Client;
+  readonly #log: Logger;
+  /** Writes Redis has not taken yet, by field: the value to set, or null to delete. */
+  readonly #pending = new Map<string, string | null>();
+  #flushing = false;
+
+  private constructor(client: Client, log: Logger) {
+    this.#client = client;
+    this.#log = log;
+  }
+
+  /** Connects and pings; throws when Redis cannot be reached within {@link CONNECT_TIMEOUT_MS}. */
+  static async connect(options: RedisStoreOptions): Promise<RedisJobStore> {
+    const client = createClient({
+      url: options.url,
+      // Fail commands at once while disconnected: the store keeps what failed.
+      disableOfflineQueue: true,
+      socket: {
+        connectTimeout: CONNECT_TIMEOUT_MS,
+        reconnectStrategy: (retries: number) =>
+          Math.min(100 * 2 ** retries, 5_000),
+      },
+    });
+    let lastError = "";
+    client.on("error", (err: Error) => {
+      const message = err.message || err.name;
+      if (message !== lastError) {
+        options.log.warn("Redis connection error: {error}", { error: message });
+      }
+      lastError = message;
+    });
+    const store = new RedisJobStore(client, options.log);
+    client.on("ready", () => {
+      if (lastError !== "") options.log.info("Redis connection is back");
+      lastError = "";
+      void store.#flush();
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        client.connect().then(() => client.ping()),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(lastError || "timed out")),
+            CONNECT_TIMEOUT_MS,
+          );
+        }),
+      ]);
+    } catch (err) {
+      client.destroy();
+      throw new Error(
+        `cannot reach Redis at LIVEKIT_REDIS_URL: ${
+          err instanceof Error ? err.message : String(err)
+        }`,
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+    return store;
+  }
+
+  save(record: JobRecord): Promise<void> {
+    return this.#write(
+      jobKey(record.room, record.identity),
+      encodeRecord(record),
+    );
+  }
+
+  delete(room: string, identity: string): Promise<void> {
+    return this.deleteField(jobKey(room, identity));
+  }
+
+  async loadAll(): Promise<LoadedJobs> {
+    const stored = await this.#client.hGetAll(JOBS_HASH);
+    const loaded: LoadedJobs = { entries: [], invalid: [] };
+    for (const [field, value] of Object.entries(stored)) {
+      try {
+        loaded.entries.push({ field, record: decodeRecord(value) });
+      } catch (err) {
+        loaded.invalid.push({
+          field,
+          reason: err instanceof Error ? err.message : String(err),
+        });
+      }
+    }
+    return loaded;
+  }
+
+  deleteField(field: string): Promise<void> {
+    return this.#write(field, null);
+  }
+
+  async health(): Promise<string | undefined> {
+    try {
+      await this.#client.ping();
+      return undefined;
+    } catch (err) {
+      return `Redis unreachable: ${
+        err instanceof Error ? err.message : String(err)
+      }`;
+    }
+  }
+
+  /** Writes that have not reached Redis yet. */
+  get pendingWrites(): number {
+    return this.#pending.size;
+  }
+
+  async close(): Promise<void> {
+    await this.#flush();
+    try {
+      await this.#client.close();
+    } catch {
+      this.#client.destroy();
+    }
+  }
+
+  async #write(field: string, value: string | null): Promise<void> {
+    try {
+      await this.#send(field, value);
+      this.#pending.delete(field);
+    } catch (err) {
+      // The newest intent for a field wins when Redis is back.
+      this.#pending.set(field, value);
+      this.#log.error(
+        "Redis write failed; will retry when Redis is back: {error}",
+        {
+          field,
+          error: err instanceof Error ? err.message : String(err),
+        },
+      );
+    }
+  }
+
+  async #send(field: string, value: string | null): Promise<void> {
+    if (value === null) await this.#client.hDel(JOBS_HASH, field);
+    else await this.#client.hSet(JOBS_HASH, field, value);
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#flushing || this.#pending.size === 0) return;
+    this.#flushing = true;
+    try {
+      for (const [field, value] of [...this.#pending]) {
+        try {
+          await this.#send(field, value);
+          if (this.#pending.get(field) === value) this.#pending.delete(field);
+        } catch {
+          return;
+        }
+      }
+      this.#log.info("Wrote the jobs Redis missed while it was away");
+    } finally {
+      this.#flushing = false;
+    }
+  }
+}

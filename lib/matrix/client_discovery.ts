@@ -1,0 +1,60 @@
+/**
+ * @module Client-Server API discovery for delayed events (SPEC section 9):
+ * an override, else `/.well-known/matrix/client`
+ * (https://spec.matrix.org/v1.16/client-server-api/#well-known-uris).
+ */
+
+import type { HomeserverHttpClient } from "./http_client.ts";
+import { TtlCache } from "../ttl_cache.ts";
+
+/** How long a discovered base URL is kept. */
+export const CLIENT_DISCOVERY_TTL_MS = 4 * 3600_000;
+const TIMEOUT_MS = 5_000;
+
+export interface ClientDiscoveryOptions {
+  overrides: ReadonlyMap<string, string>;
+  client: HomeserverHttpClient;
+  now?: () => number;
+}
+
+/** Finds the Client-Server API base URL of a homeserver. */
+export class ClientDiscovery {
+  readonly #overrides: ReadonlyMap<string, string>;
+  readonly #client: HomeserverHttpClient;
+  /** Base URLs by server name. */
+  readonly cache: TtlCache<string>;
+
+  constructor(options: ClientDiscoveryOptions) {
+    this.#overrides = options.overrides;
+    this.#client = options.client;
+    this.cache = new TtlCache(options.now ? { now: options.now } : {});
+  }
+
+  /** The base URL (no trailing slash), or undefined when it cannot be found. */
+  async resolve(serverName: string): Promise<string | undefined> {
+    const override = this.#overrides.get(serverName);
+    if (override !== undefined) return override;
+    const cached = this.cache.get(serverName);
+    if (cached !== undefined) return cached.value;
+    if (!URL.canParse(`https://${serverName}/`)) return undefined;
+    let url: string | undefined;
+    try {
+      const response = await this.#client.request({
+        method: "GET",
+        url: new URL(`https://${serverName}/.well-known/matrix/client`),
+        timeoutMs: TIMEOUT_MS,
+      });
+      if (response.status !== 200) return undefined;
+      const base = JSON.parse(response.body)?.["m.homeserver"]?.base_url;
+      if (typeof base !== "string" || !/^https?:\/\//.test(base)) {
+        return undefined;
+      }
+      if (!URL.canParse(base)) return undefined;
+      url = base.replace(/\/+$/, "");
+    } catch {
+      return undefined;
+    }
+    this.cache.set(serverName, url, CLIENT_DISCOVERY_TTL_MS);
+    return url;
+  }
+}

@@ -38,6 +38,10 @@ export interface FakeHomeserverOptions {
   ca: TestCa;
   /** DNS names and IP literals; `localhost` and `127.0.0.1` are always added. */
   names: string[];
+  /** Address to listen on; 127.0.0.1 by default. */
+  hostname?: string;
+  /** Port to listen on; a free one by default. */
+  port?: number;
 }
 
 const USERINFO_PATH = "/_matrix/federation/v1/openid/userinfo";
@@ -76,7 +80,7 @@ function decodeId(raw: string): string {
 /** The fake homeserver; build it with {@linkcode startFakeHomeserver}. */
 export class FakeHomeserver {
   readonly port: number;
-  /** `https://127.0.0.1:<port>` */
+  /** `https://<hostname>:<port>` */
   readonly url: string;
   /** The server's certificate, PEM, as issued by the test CA. */
   readonly certPem: string;
@@ -102,16 +106,18 @@ export class FakeHomeserver {
   #wakers = new Set<() => void>();
   #server: Deno.HttpServer<Deno.NetAddr>;
 
-  constructor(cert: { certPem: string; keyPem: string }) {
+  constructor(
+    cert: { certPem: string; keyPem: string },
+    listen: { hostname: string; port: number },
+  ) {
     this.#server = Deno.serve({
-      hostname: "127.0.0.1",
-      port: 0,
+      ...listen,
       cert: cert.certPem,
       key: cert.keyPem,
       onListen() {}, // no "Listening on" line in test output
     }, (req) => this.#handle(req));
     this.port = this.#server.addr.port;
-    this.url = `https://127.0.0.1:${this.port}`;
+    this.url = `https://${listen.hostname}:${this.port}`;
     this.certPem = cert.certPem;
   }
 
@@ -229,10 +235,16 @@ export class FakeHomeserver {
   }
 }
 
-/** Starts a fake homeserver on 127.0.0.1 with a certificate from `opts.ca`. */
+/** Starts a fake homeserver (on 127.0.0.1 unless told) with a certificate from `opts.ca`. */
 export async function startFakeHomeserver(
   opts: FakeHomeserverOptions,
 ): Promise<FakeHomeserver> {
-  const names = [...new Set([...opts.names, "localhost", "127.0.0.1"])];
-  return new FakeHomeserver(await opts.ca.issue(names));
+  const hostname = opts.hostname ?? "127.0.0.1";
+  const names = [
+    ...new Set([...opts.names, "localhost", "127.0.0.1", hostname]),
+  ];
+  return new FakeHomeserver(await opts.ca.issue(names), {
+    hostname,
+    port: opts.port ?? 0,
+  });
 }

@@ -86,7 +86,10 @@ export class ServiceProcess {
       body: typeof body === "string" ? body : JSON.stringify(body),
     });
     const text = await response.text();
-    return { status: response.status, body: text === "" ? {} : JSON.parse(text) };
+    return {
+      status: response.status,
+      body: text === "" ? {} : JSON.parse(text),
+    };
   }
 
   /** Waits until a log line matches. */
@@ -113,7 +116,10 @@ export class ServiceProcess {
 }
 
 /** Collects a child's stderr into `log` (and stdout, which the service does not use). */
-function collect(stream: ReadableStream<Uint8Array>, log: string[]): Promise<void> {
+function collect(
+  stream: ReadableStream<Uint8Array>,
+  log: string[],
+): Promise<void> {
   return stream.pipeThrough(new TextDecoderStream()).pipeTo(
     new WritableStream({ write: (chunk) => void log.push(chunk) }),
   );
@@ -146,16 +152,34 @@ export async function startService(
   });
   let exited = false;
   done.then(() => exited = true);
-  const listening = () => /Listening on [^ ]+:(\d+)/.exec(log.join(""));
-  await waitFor(() => listening() !== null || exited, 20_000).catch(() => {
+  // A fixed port is known; port 0 is read from the "Listening on" line.
+  const fixed = Number(/:(\d+)$/.exec(env.LIVEKIT_JWT_BIND ?? "")?.[1] ?? 0);
+  let port = 0;
+  const started = Date.now();
+  while (port === 0 && !exited && Date.now() - started < 20_000) {
+    if (fixed !== 0) {
+      if (await answers(fixed)) port = fixed;
+    } else {
+      port = Number(/Listening on [^ ]+:(\d+)/.exec(log.join(""))?.[1] ?? 0);
+    }
+    if (port === 0) await new Promise((r) => setTimeout(r, 20));
+  }
+  if (port === 0) {
     child.kill("SIGKILL");
-  });
-  const match = listening();
-  if (match === null) {
     await done;
     throw new Error(`service did not start:\n${log.join("")}`);
   }
-  return new ServiceProcess(child, Number(match[1]), log, done);
+  return new ServiceProcess(child, port, log, done);
+}
+
+async function answers(port: number): Promise<boolean> {
+  try {
+    const response = await fetch(`http://127.0.0.1:${port}/healthz`);
+    await response.body?.cancel();
+    return response.ok;
+  } catch {
+    return false;
+  }
 }
 
 /** Runs the service until it exits on its own (a refused configuration). */

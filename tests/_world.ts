@@ -4,7 +4,10 @@
  */
 
 import { type FakeDns, startFakeDns } from "./_fakes/dns.ts";
-import { type FakeHomeserver, startFakeHomeserver } from "./_fakes/homeserver.ts";
+import {
+  type FakeHomeserver,
+  startFakeHomeserver,
+} from "./_fakes/homeserver.ts";
 import { type FakeSfu, startFakeSfu } from "./_fakes/sfu.ts";
 import { makeTestCa, type TestCa } from "./_fakes/tls.ts";
 import { API_KEY, API_SECRET } from "./_utils.ts";
@@ -96,7 +99,10 @@ export async function startWorld(): Promise<World> {
           claimed_device_id: options.device ?? "DEVICE",
         },
         ...(options.delay
-          ? { delay_id: options.delay.id, delay_timeout: options.delay.timeoutMs }
+          ? {
+            delay_id: options.delay.id,
+            delay_timeout: options.delay.timeoutMs,
+          }
           : {}),
       };
     },

@@ -3,7 +3,12 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { jwtVerify } from "jose";
-import { API_KEY, API_SECRET, type ServiceProcess, startService } from "../_utils.ts";
+import {
+  API_KEY,
+  API_SECRET,
+  type ServiceProcess,
+  startService,
+} from "../_utils.ts";
 import { startWorld, type World } from "../_world.ts";
 
 let world: World;
@@ -65,7 +70,11 @@ Deno.test({
     assert.equal(answer.url, world.sfu.url);
     const { payload, protectedHeader } = await verifyJwt(answer.jwt);
     const room = expectedHash(["!full:example.com", "m.call#"]);
-    const identity = expectedHash([`@alice:${world.hsName}`, "DEVICE", "member-1"]);
+    const identity = expectedHash([
+      `@alice:${world.hsName}`,
+      "DEVICE",
+      "member-1",
+    ]);
     assert.equal(protectedHeader.alg, "HS256");
     assert.equal(payload.sub, identity);
     assert.deepEqual(payload.video, {
@@ -84,7 +93,8 @@ Deno.test({
     assert.equal(created.maxParticipants, 0);
     assert.ok(
       world.sfu.requests.some((r) =>
-        r.path.endsWith("/CreateRoom") && r.contentType === "application/protobuf"
+        r.path.endsWith("/CreateRoom") &&
+        r.contentType === "application/protobuf"
       ),
     );
   },
@@ -95,7 +105,10 @@ Deno.test({
   ...sanitizers,
   async fn() {
     const before = world.sfu.createdRooms.length;
-    const body = world.tokenRequest({ restricted: true, roomId: "!restricted:example.com" });
+    const body = world.tokenRequest({
+      restricted: true,
+      roomId: "!restricted:example.com",
+    });
     const { status, body: answer } = await service.post("/get_token", body);
     assert.equal(status, 200);
     const { payload } = await verifyJwt(answer.jwt as string);
@@ -112,7 +125,8 @@ Deno.test({
   ...sanitizers,
   async fn() {
     const body = world.tokenRequest();
-    (body.openid_token as Record<string, unknown>).access_token = "unknown-token";
+    (body.openid_token as Record<string, unknown>).access_token =
+      "unknown-token";
     const response = await service.fetch("/get_token", {
       method: "POST",
       body: JSON.stringify(body),
@@ -132,7 +146,8 @@ Deno.test({
   ...sanitizers,
   async fn() {
     const body = world.tokenRequest();
-    (body.member as Record<string, unknown>).claimed_user_id = `@mallory:${world.hsName}`;
+    (body.member as Record<string, unknown>).claimed_user_id =
+      `@mallory:${world.hsName}`;
     const { status, body: answer } = await service.post("/get_token", body);
     assert.equal(status, 401);
     assert.equal(answer.errcode, "M_UNAUTHORIZED");
@@ -140,14 +155,16 @@ Deno.test({
 });
 
 Deno.test({
-  name: "/get_token answers 401 when a homeserver vouches for a user of another server",
+  name:
+    "/get_token answers 401 when a homeserver vouches for a user of another server",
   ...sanitizers,
   async fn() {
     // `other` claims one of `hs`'s users: it must not be believed.
     const body = world.tokenRequest({ restricted: true });
     const token = (body.openid_token as Record<string, string>).access_token!;
     world.other.tokens.set(token, `@alice:${world.hsName}`);
-    (body.member as Record<string, unknown>).claimed_user_id = `@alice:${world.hsName}`;
+    (body.member as Record<string, unknown>).claimed_user_id =
+      `@alice:${world.hsName}`;
     const { status, body: answer } = await service.post("/get_token", body);
     assert.equal(status, 401);
     assert.equal(answer.errcode, "M_UNAUTHORIZED");
@@ -163,7 +180,10 @@ const BAD_REQUESTS: [string, (b: Record<string, any>) => void][] = [
   ["member.claimed_user_id is missing", (b) => delete b.member.claimed_user_id],
   ["member.claimed_device_id is empty", (b) => b.member.claimed_device_id = ""],
   ["member is missing", (b) => delete b.member],
-  ["openid_token.access_token is empty", (b) => b.openid_token.access_token = ""],
+  [
+    "openid_token.access_token is empty",
+    (b) => b.openid_token.access_token = "",
+  ],
   [
     "openid_token.matrix_server_name is empty",
     (b) => b.openid_token.matrix_server_name = "",
@@ -210,7 +230,10 @@ const NOT_JSON: [string, string][] = [
   ["member is a string", JSON.stringify({ member: "alice" })],
   ["delay_timeout is a string", JSON.stringify({ delay_timeout: "5000" })],
   ["delay_timeout is fractional", JSON.stringify({ delay_timeout: 1.5 })],
-  ["a top-level field is unknown", JSON.stringify({ room_id: "!r:x", extra: 1 })],
+  [
+    "a top-level field is unknown",
+    JSON.stringify({ room_id: "!r:x", extra: 1 }),
+  ],
   [
     "a nested field is unknown",
     JSON.stringify({ openid_token: { access_token: "t", surprise: true } }),
@@ -258,19 +281,25 @@ for (const route of ["/get_token", "/sfu/get", "/delegate_delayed_leave"]) {
         const calls = world.hs.requests.length + world.sfu.requests.length;
         const response = await service.fetch(route, {
           method,
-          ...(method === "GET" ? {} : { body: JSON.stringify(world.tokenRequest()) }),
+          ...(method === "GET"
+            ? {}
+            : { body: JSON.stringify(world.tokenRequest()) }),
         });
         assert.equal(response.status, 405);
         assertCors(response);
         await response.body?.cancel();
-        assert.equal(world.hs.requests.length + world.sfu.requests.length, calls);
+        assert.equal(
+          world.hs.requests.length + world.sfu.requests.length,
+          calls,
+        );
       },
     });
   }
 }
 
 Deno.test({
-  name: "/get_token answers 500 M_UNKNOWN to a full-access user when the SFU is down",
+  name:
+    "/get_token answers 500 M_UNKNOWN to a full-access user when the SFU is down",
   ...sanitizers,
   async fn() {
     world.sfu.down = true;
@@ -305,12 +334,16 @@ Deno.test({
 });
 
 Deno.test({
-  name: "/get_token refuses delay parameters from a restricted user with 400 M_BAD_JSON",
+  name:
+    "/get_token refuses delay parameters from a restricted user with 400 M_BAD_JSON",
   ...sanitizers,
   async fn() {
     const { status, body } = await service.post(
       "/get_token",
-      world.tokenRequest({ restricted: true, delay: { id: "d1", timeoutMs: 5000 } }),
+      world.tokenRequest({
+        restricted: true,
+        delay: { id: "d1", timeoutMs: 5000 },
+      }),
     );
     assert.equal(status, 400);
     assert.equal(body.errcode, "M_BAD_JSON");
@@ -318,7 +351,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "/get_token refuses delay parameters when the CS API cannot be found, creating no room",
+  name:
+    "/get_token refuses delay parameters when the CS API cannot be found, creating no room",
   ...sanitizers,
   async fn() {
     const saved = world.hs.wellKnownClient;
@@ -335,7 +369,11 @@ Deno.test({
       );
       assert.equal(status, 400);
       assert.equal(body.errcode, "M_BAD_JSON");
-      assert.equal(world.sfu.createdRooms.length, before, "no room left behind");
+      assert.equal(
+        world.sfu.createdRooms.length,
+        before,
+        "no room left behind",
+      );
     } finally {
       world.hs.wellKnownClient = saved;
     }
@@ -343,12 +381,20 @@ Deno.test({
 });
 
 function legacyRequest(world: World, restricted = false): Record<string, any> {
-  const body = world.tokenRequest({ restricted, roomId: "!legacy:example.com" });
-  return { room: body.room_id, openid_token: body.openid_token, device_id: "LEGACYDEV" };
+  const body = world.tokenRequest({
+    restricted,
+    roomId: "!legacy:example.com",
+  });
+  return {
+    room: body.room_id,
+    openid_token: body.openid_token,
+    device_id: "LEGACYDEV",
+  };
 }
 
 Deno.test({
-  name: "/sfu/get gives a token with the legacy identity and room, and creates the room",
+  name:
+    "/sfu/get gives a token with the legacy identity and room, and creates the room",
   ...sanitizers,
   async fn() {
     const response = await service.fetch("/sfu/get", {
@@ -416,7 +462,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "/healthz answers GET and HEAD with 200 and an empty body, other methods with 405",
+  name:
+    "/healthz answers GET and HEAD with 200 and an empty body, other methods with 405",
   ...sanitizers,
   async fn() {
     for (const method of ["GET", "HEAD"]) {

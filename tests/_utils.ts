@@ -3,6 +3,7 @@
  * the `start` task (the ones the compiled binary gets), and talking to it.
  */
 
+import { createHash } from "node:crypto";
 import { waitFor } from "./_fakes/wait.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -215,3 +216,12 @@ export function ownLines(text: string): string[] {
 
 /** True in CI, where a test that needs a missing tool must fail, not skip. */
 export const IN_CI = (Deno.env.get("CI") ?? "") !== "";
+
+/**
+ * SHA-256, unpadded base64, of a compact JSON array: the room and identity
+ * hashes of SPEC 7, computed here rather than by the service's code.
+ */
+export function expectedHash(values: string[]): string {
+  return createHash("sha256").update(JSON.stringify(values)).digest("base64")
+    .replace(/=+$/, "");
+}

@@ -1,11 +1,11 @@
 /** @module Black-box tests of /get_token and /sfu/get against the real process (SPEC 2-4, 7, 10). */
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { jwtVerify } from "jose";
 import {
   API_KEY,
   API_SECRET,
+  expectedHash,
   type ServiceProcess,
   startService,
 } from "../_utils.ts";
@@ -23,12 +23,6 @@ Deno.test.afterAll(async () => {
   await service.stop();
   await world.close();
 });
-
-/** SHA-256, unpadded base64, of a compact JSON array: computed here, not by the service's code. */
-function expectedHash(values: string[]): string {
-  return createHash("sha256").update(JSON.stringify(values)).digest("base64")
-    .replace(/=+$/, "");
-}
 
 async function verifyJwt(jwt: string) {
   const { payload, protectedHeader } = await jwtVerify(

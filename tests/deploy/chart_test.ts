@@ -812,6 +812,22 @@ testWith(
 
 testWith(
   [helm],
+  "fullAccessHomeservers may be a comma or space separated string",
+  async () => {
+    const e = env(
+      await render([BASE, {
+        fullAccessHomeservers: "example.com, example.org  example.net",
+      }]),
+    );
+    assert.equal(
+      e.get("LIVEKIT_FULL_ACCESS_HOMESERVERS"),
+      "example.com,example.org,example.net",
+    );
+  },
+);
+
+testWith(
+  [helm],
   "csApiUrlOverrides are joined sorted by server name",
   async () => {
     const e = env(
@@ -915,6 +931,11 @@ testWith(
     );
     assert.ok(pod, "no Pod with the helm.sh/hook: test annotation");
     const service = one<Service>(docs, "Service");
+    const selector = deployment(docs).spec.selector.matchLabels;
+    assert.ok(
+      Object.entries(selector).some(([k, v]) => pod.metadata.labels?.[k] !== v),
+      "the test pod must not match the pod selector of the Service and PDB",
+    );
     const command = pod.spec.containers[0]?.command?.join(" ") ?? "";
     assert.ok(
       command.includes(

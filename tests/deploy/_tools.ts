@@ -7,6 +7,9 @@
  * @module
  */
 import { join, resolve } from "node:path";
+import { inCI } from "../_utils.ts";
+
+export { freePort, inCI } from "../_utils.ts";
 
 /** Root of the work tree (two levels above this file). */
 export const ROOT: string = resolve(import.meta.dirname!, "..", "..");
@@ -85,12 +88,6 @@ export function findKubeValidate(): Tool {
   });
 }
 
-/** True when the CI variable asks for every tool to be present. */
-export function inCI(): boolean {
-  const ci = Deno.env.get("CI");
-  return ci !== undefined && ci !== "" && ci !== "0" && ci !== "false";
-}
-
 /**
  * Registers a test that needs `tools`. When one is missing: under CI the test
  * fails saying so (unless `optionalInCI`); elsewhere it is registered as
@@ -149,12 +146,4 @@ export async function run(
     stdout: decoder.decode(output.stdout),
     stderr: decoder.decode(output.stderr),
   };
-}
-
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }

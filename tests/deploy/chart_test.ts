@@ -614,13 +614,13 @@ testWith(
     const files = mountedFiles(docs);
     assert.equal(docs.filter((d) => d.kind === "Secret").length, 0);
     assert.equal(checksum(docs), undefined);
-    const want = [
+    const want: [string, string][] = [
       ["LIVEKIT_KEY_FROM_FILE", "api-key"],
       ["LIVEKIT_SECRET_FROM_FILE", "api-secret"],
       ["LIVEKIT_REDIS_URL_FROM_FILE", "redis-url"],
     ];
     for (const [variable, key] of want) {
-      assert.deepEqual(files.get(e.get(variable!)!), {
+      assert.deepEqual(files.get(e.get(variable)!), {
         from: "Secret",
         name: "lk-jwt-credentials",
         key,

@@ -7,9 +7,6 @@ import { ConfigError, listenAddressFromEnv, loadConfig } from "./lib/config.ts";
 import { setupLogging } from "./lib/log.ts";
 import { buildService } from "./lib/service.ts";
 
-/** In-flight requests get this long to finish once a shutdown signal arrives. */
-const SHUTDOWN_GRACE_MS = 10_000;
-
 async function serve(): Promise<number> {
   let config;
   try {
@@ -55,6 +52,21 @@ async function serve(): Promise<number> {
           : config.fullAccessHomeservers.join(","),
       }),
   }, service.handler);
+  const metricsServer = config.metricsBind === undefined
+    ? undefined
+    : Deno.serve({
+      hostname: config.metricsBind.hostname === ""
+        ? "0.0.0.0"
+        : config.metricsBind.hostname,
+      port: config.metricsBind.port,
+      onListen: (addr) =>
+        log.info("Serving /metrics on {address}", {
+          address: `${addr.hostname}:${addr.port}`,
+        }),
+    }, (request) =>
+      new URL(request.url).pathname === "/metrics"
+        ? service.metrics.render()
+        : new Response("Not found\n", { status: 404 }));
 
   const stopping = Promise.withResolvers<string>();
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
@@ -65,8 +77,12 @@ async function serve(): Promise<number> {
   // Jobs stop without sending: their records stay for the next start.
   service.jobs.shutdown();
   const drained = await Promise.race([
-    server.shutdown().then(() => true),
-    new Promise<boolean>((r) => setTimeout(() => r(false), SHUTDOWN_GRACE_MS)),
+    Promise.all([server.shutdown(), metricsServer?.shutdown()]).then(() =>
+      true
+    ),
+    new Promise<boolean>((r) =>
+      setTimeout(() => r(false), config.limits.shutdownTimeoutMs)
+    ),
   ]);
   if (!drained) log.warn("In-flight requests did not finish in time");
   await service.close();

@@ -1,13 +1,19 @@
 /** @module The HTTP routes of the service (SPEC sections 2 to 6), as one request handler. */
 
+import { withContext } from "@logtape/logtape";
+import { CircuitOpenError } from "./circuit_breaker.ts";
+import type { ClientIpResolver } from "./client_ip.ts";
 import type { Config } from "./config.ts";
 import {
   badJson,
   MatrixError,
   matrixErrorBody,
+  retryLater,
   unauthorized,
 } from "./errors.ts";
 import type { Logger } from "./log.ts";
+import { type Metrics, routeLabel } from "./metrics.ts";
+import type { RateLimiter } from "./rate_limit.ts";
 import {
   participantIdentity,
   roomName,
@@ -54,6 +60,30 @@ export interface AppDeps {
   log: Logger;
   /** Largest accepted request body. */
   maxBodyBytes: number;
+  metrics: Metrics;
+  /** Whether `/metrics` is served here (not on `LIVEKIT_METRICS_BIND`). */
+  serveMetrics: boolean;
+  /** Limits token-route requests per client IP. */
+  rateLimiter: RateLimiter;
+  clientIp: ClientIpResolver;
+}
+
+/** The peer of a request, as `Deno.serve` tells it. */
+export interface ConnectionInfo {
+  remoteAddr: { hostname: string };
+}
+
+/** A request handler: `(request, connection?) => response`. */
+export type Handler = (
+  request: Request,
+  info?: ConnectionInfo,
+) => Promise<Response>;
+
+/** A client's `X-Request-Id` is kept when it is short and plain; otherwise one is made. */
+export function requestIdOf(header: string | null): string {
+  return header !== null && /^[A-Za-z0-9._:-]{1,128}$/.test(header)
+    ? header
+    : crypto.randomUUID();
 }
 
 const CORS_HEADERS = {
@@ -64,15 +94,38 @@ const CORS_HEADERS = {
     "Accept, Content-Type, Content-Length, Accept-Encoding, X-CSRF-Token",
 };
 
-/** Builds the service's request handler. */
-export function createHandler(
-  deps: AppDeps,
-): (request: Request) => Promise<Response> {
+/**
+ * Builds the service's request handler: every answer carries an
+ * `X-Request-Id`, which is on every log line of its request, and is counted
+ * in the metrics by route and status.
+ */
+export function createHandler(deps: AppDeps): Handler {
   const routes = new Routes(deps);
-  return async (request) => {
+  return async (request, info) => {
+    const started = performance.now();
     const path = new URL(request.url).pathname;
+    const requestId = requestIdOf(request.headers.get("X-Request-Id"));
+    const response = await withContext(
+      { requestId },
+      () => answer(path, request, info),
+    );
+    response.headers.set("X-Request-Id", requestId);
+    const route = routeLabel(path);
+    deps.metrics.requests.inc({ route, status: String(response.status) });
+    deps.metrics.requestDuration.observe(
+      { route },
+      (performance.now() - started) / 1000,
+    );
+    return response;
+  };
+
+  async function answer(
+    path: string,
+    request: Request,
+    info: ConnectionInfo | undefined,
+  ): Promise<Response> {
     try {
-      return await routes.dispatch(path, request);
+      return await routes.dispatch(path, request, info);
     } catch (err) {
       const clientRoute = CLIENT_ROUTES.has(path);
       if (err instanceof MatrixError) {
@@ -91,7 +144,7 @@ export function createHandler(
         clientRoute ? CORS_HEADERS : {},
       );
     }
-  };
+  }
 }
 
 const CLIENT_ROUTES = new Set([
@@ -107,12 +160,17 @@ class Routes {
     this.#deps = deps;
   }
 
-  async dispatch(path: string, request: Request): Promise<Response> {
+  async dispatch(
+    path: string,
+    request: Request,
+    info: ConnectionInfo | undefined,
+  ): Promise<Response> {
     if (CLIENT_ROUTES.has(path)) {
       if (request.method === "OPTIONS") {
         return new Response(null, { status: 200, headers: CORS_HEADERS });
       }
       if (request.method !== "POST") throw methodNotAllowed();
+      this.#rateLimit(path, request, info);
       const text = await this.#readBody(request);
       const body = path === "/get_token"
         ? await this.#getToken(text)
@@ -145,8 +203,34 @@ class Routes {
           ? json(200, JSON.stringify({ status: "ready" }))
           : json(503, JSON.stringify({ status: "unready", reason }));
       }
-      default:
-        throw new MatrixError(404, "M_NOT_FOUND", "No such route");
+      case "/metrics":
+        if (!this.#deps.serveMetrics) break;
+        if (request.method !== "GET") throw methodNotAllowed();
+        return await this.#deps.metrics.render();
+    }
+    throw new MatrixError(404, "M_NOT_FOUND", "No such route");
+  }
+
+  /** 429 `M_LIMIT_EXCEEDED` when the client's bucket is empty. */
+  #rateLimit(
+    path: string,
+    request: Request,
+    info: ConnectionInfo | undefined,
+  ): void {
+    if (info === undefined) return;
+    const client = this.#deps.clientIp.resolve(
+      info.remoteAddr.hostname,
+      request.headers.get("X-Forwarded-For"),
+    );
+    const waitMs = this.#deps.rateLimiter.take(client);
+    if (waitMs > 0) {
+      this.#deps.metrics.rateLimited.inc({ route: path });
+      throw retryLater(
+        429,
+        "M_LIMIT_EXCEEDED",
+        "Too many requests; retry later",
+        waitMs,
+      );
     }
   }
 
@@ -292,7 +376,15 @@ class Routes {
         token.matrix_server_name,
       );
     } catch (err) {
-      if (err instanceof MatrixError) throw err;
+      if (err instanceof CircuitOpenError) {
+        this.#deps.metrics.breakerRejections.inc();
+        throw retryLater(
+          503,
+          "M_UNKNOWN",
+          `The homeserver ${token.matrix_server_name} is not answering; retry later`,
+          err.retryAfterMs,
+        );
+      }
       this.#deps.log.warn("OpenID verification failed: {reason}", {
         serverName: token.matrix_server_name,
         reason: err instanceof Error ? err.message : String(err),

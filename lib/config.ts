@@ -1,5 +1,7 @@
 /** @module Service configuration read from the environment (SPEC section 1). */
 
+import { parseCidr } from "./client_ip.ts";
+
 /** The only value of `LIVEKIT_INSECURE_SKIP_VERIFY_TLS` that turns certificate checks off. */
 export const INSECURE_SKIP_VERIFY_MAGIC = "YES_I_KNOW_WHAT_I_AM_DOING";
 
@@ -35,8 +37,33 @@ export interface Config {
   dnsServer: { ipAddr: string; port: number } | undefined;
   /** PEM text of the CAs that replace the built-in roots for outgoing TLS (`SSL_CERT_FILE`). */
   caCerts: string | undefined;
+  /** Where `/metrics` is served instead of the main listener (`LIVEKIT_METRICS_BIND`). */
+  metricsBind: ListenAddress | undefined;
+  limits: Limits;
   /** Warnings to log once the logger exists. */
   warnings: string[];
+}
+
+/** Operational limits (README "Operating"). */
+export interface Limits {
+  /** Largest request body read, in bytes. */
+  maxBodyBytes: number;
+  /** Token-route requests a client IP may make per second (0: no limit). */
+  rateLimitPerSecond: number;
+  /** Requests a client may make at once above the rate. */
+  rateLimitBurst: number;
+  /** Proxies whose `X-Forwarded-For` is believed: IPs or CIDR ranges. */
+  trustedProxies: string[];
+  /** Time allowed for userinfo and discovery calls to homeservers. */
+  homeserverTimeoutMs: number;
+  /** Time allowed for Twirp calls to the SFU. */
+  sfuTimeoutMs: number;
+  /** Consecutive failures that open a homeserver's circuit (0: never). */
+  breakerFailures: number;
+  /** How long an open circuit answers at once before one trial call. */
+  breakerCooldownMs: number;
+  /** Time in-flight requests get to finish at shutdown. */
+  shutdownTimeoutMs: number;
 }
 
 /** The start-up refusal: its message is the one line printed before exiting. */
@@ -200,6 +227,47 @@ export function loadConfig(sources: ConfigSources): Config {
     dnsServer = { ipAddr: address.hostname, port: address.port };
   }
 
+  const metricsText = get("LIVEKIT_METRICS_BIND").trim();
+  const metricsBind = metricsText === ""
+    ? undefined
+    : parseListenAddress(metricsText, "LIVEKIT_METRICS_BIND");
+
+  const int = (name: string, fallback: number, min = 0): number => {
+    const text = get(name).trim();
+    if (text === "") return fallback;
+    if (!/^\d+$/.test(text) || Number(text) < min) {
+      throw new ConfigError(
+        `${name} must be an integer of at least ${min}, not ${
+          JSON.stringify(text)
+        }`,
+      );
+    }
+    return Number(text);
+  };
+  const trustedProxies = get("LIVEKIT_TRUSTED_PROXIES").split(/[\s,]+/)
+    .filter((s) => s !== "");
+  for (const entry of trustedProxies) {
+    if (parseCidr(entry) === undefined) {
+      throw new ConfigError(
+        `LIVEKIT_TRUSTED_PROXIES entry ${
+          JSON.stringify(entry)
+        } is not an IP address or CIDR range`,
+      );
+    }
+  }
+  const limits: Limits = {
+    maxBodyBytes: int("LIVEKIT_MAX_BODY_BYTES", 64 * 1024, 1024),
+    rateLimitPerSecond: int("LIVEKIT_RATE_LIMIT_PER_SECOND", 0),
+    rateLimitBurst: int("LIVEKIT_RATE_LIMIT_BURST", 20, 1),
+    trustedProxies,
+    homeserverTimeoutMs: int("LIVEKIT_HOMESERVER_TIMEOUT_SECONDS", 10, 1) *
+      1000,
+    sfuTimeoutMs: int("LIVEKIT_SFU_TIMEOUT_SECONDS", 5, 1) * 1000,
+    breakerFailures: int("LIVEKIT_BREAKER_FAILURES", 5),
+    breakerCooldownMs: int("LIVEKIT_BREAKER_COOLDOWN_SECONDS", 30, 1) * 1000,
+    shutdownTimeoutMs: int("LIVEKIT_SHUTDOWN_TIMEOUT_SECONDS", 10, 1) * 1000,
+  };
+
   const caFile = get("SSL_CERT_FILE");
   const caCerts = caFile === "" ? undefined : readVar("SSL_CERT_FILE", caFile);
 
@@ -218,6 +286,8 @@ export function loadConfig(sources: ConfigSources): Config {
     sanityCheckIntervalSeconds: intervalText === "" ? 0 : Number(intervalText),
     dnsServer,
     caCerts,
+    metricsBind,
+    limits,
     warnings,
   };
 }

@@ -5,19 +5,44 @@ export class MatrixError extends Error {
   readonly status: number;
   readonly errcode: string;
   readonly headers: Record<string, string>;
+  /** More fields of the body, e.g. `retry_after_ms`. */
+  readonly fields: Record<string, unknown>;
 
   constructor(
     status: number,
     errcode: string,
     message: string,
-    headers: Record<string, string> = {},
+    options: {
+      headers?: Record<string, string>;
+      fields?: Record<string, unknown>;
+    } = {},
   ) {
     super(message);
     this.name = "MatrixError";
     this.status = status;
     this.errcode = errcode;
-    this.headers = headers;
+    this.headers = options.headers ?? {};
+    this.fields = options.fields ?? {};
   }
+}
+
+/**
+ * An answer telling the client to come back later: `Retry-After` in whole
+ * seconds and, for 429, `retry_after_ms` as the Matrix spec has it.
+ */
+export function retryLater(
+  status: 429 | 503,
+  errcode: string,
+  message: string,
+  retryAfterMs: number,
+): MatrixError {
+  const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return new MatrixError(status, errcode, message, {
+    headers: { "Retry-After": String(seconds) },
+    fields: status === 429
+      ? { retry_after_ms: Math.max(1, Math.ceil(retryAfterMs)) }
+      : {},
+  });
 }
 
 /** 400 `M_NOT_JSON`, the answer to any body that does not match the endpoint's shape. */
@@ -41,5 +66,9 @@ export function unauthorized(): MatrixError {
 
 /** Serialises a Matrix error body. */
 export function matrixErrorBody(err: MatrixError): string {
-  return JSON.stringify({ errcode: err.errcode, error: err.message });
+  return JSON.stringify({
+    errcode: err.errcode,
+    error: err.message,
+    ...err.fields,
+  });
 }

@@ -3,6 +3,7 @@
  * line, logfmt text by default or one JSON object per line.
  */
 
+import { AsyncLocalStorage } from "node:async_hooks";
 import {
   configure,
   getLogger,
@@ -81,6 +82,8 @@ export async function setupLogging(options: LoggingOptions): Promise<Logger> {
   const format = options.format === "json" ? formatJson : formatText;
   await reset();
   await configure({
+    // Carries the request ID to every line logged while answering a request.
+    contextLocalStorage: new AsyncLocalStorage(),
     sinks: { stderr: (record) => write(format(record)) },
     loggers: [
       {

@@ -1,6 +1,10 @@
 /** @module Builds the service from its parts for a configuration. */
 
-import { createHandler } from "./app.ts";
+import { createHandler, type Handler } from "./app.ts";
+import { CircuitBreakers } from "./circuit_breaker.ts";
+import { ClientIpResolver } from "./client_ip.ts";
+import { Metrics } from "./metrics.ts";
+import { RateLimiter } from "./rate_limit.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { delayedEventCall } from "./delayed_leave/delayed_events.ts";
@@ -16,12 +20,10 @@ import { HomeserverHttpClient } from "./matrix/http_client.ts";
 import { OpenIdVerifier } from "./matrix/openid.ts";
 import { ServerDiscovery } from "./matrix/server_discovery.ts";
 
-/** Largest request body the routes read. */
-export const MAX_BODY_BYTES = 64 * 1024;
-
 /** A built service: its handler and what must be stopped at shutdown. */
 export interface Service {
-  handler: (request: Request) => Promise<Response>;
+  handler: Handler;
+  metrics: Metrics;
   jobs: JobManager;
   store: JobStore;
   /** Stops jobs without acting, closes the store and pooled connections. */
@@ -41,11 +43,24 @@ export async function buildService(
     skipVerifyTls: config.skipVerifyTls,
     caCerts: config.caCerts,
   });
+  const metrics = new Metrics();
+  const limits = config.limits;
   const signer = new TokenSigner(config.key, config.secret);
-  const rooms = new RoomService({ livekitUrl: config.livekitUrl, signer });
+  const rooms = new RoomService({
+    livekitUrl: config.livekitUrl,
+    signer,
+    timeoutMs: limits.sfuTimeoutMs,
+    metrics,
+  });
   const clientDiscovery = new ClientDiscovery({
     overrides: config.csApiUrlOverrides,
     client,
+    timeoutMs: limits.homeserverTimeoutMs,
+    metrics,
+  });
+  const breakers = new CircuitBreakers({
+    failureThreshold: limits.breakerFailures,
+    cooldownMs: limits.breakerCooldownMs,
   });
   const store: JobStore = config.redisUrl === undefined
     ? new MemoryJobStore()
@@ -57,11 +72,18 @@ export async function buildService(
   }
   const jobs = new JobManager({
     store,
-    delayedEvent: delayedEventCall({ client, discovery: clientDiscovery }),
+    delayedEvent: delayedEventCall({
+      client,
+      discovery: clientDiscovery,
+      metrics,
+    }),
     getParticipant: (room, identity) => rooms.getParticipant(room, identity),
     sanityIntervalMs: config.sanityCheckIntervalSeconds * 1000,
     log,
+    onOutcome: (outcome) => metrics.jobOutcomes.inc({ outcome }),
   });
+  metrics.gaugeJobs(() => jobs.countByState());
+  metrics.gaugeOpenCircuits(() => breakers.openCount);
   const restored = await jobs.restore();
   if (restored.resumed + restored.expired + restored.skipped > 0) {
     log.info("Restored delayed-leave jobs", restored);
@@ -76,8 +98,16 @@ export async function buildService(
     config,
     signer,
     verifier: new OpenIdVerifier({
-      discovery: new ServerDiscovery({ resolver, client }),
+      discovery: new ServerDiscovery({
+        resolver,
+        client,
+        timeoutMs: limits.homeserverTimeoutMs,
+        metrics,
+      }),
       client,
+      breakers,
+      timeoutMs: limits.homeserverTimeoutMs,
+      metrics,
     }),
     rooms,
     clientDiscovery,
@@ -85,10 +115,18 @@ export async function buildService(
     webhook,
     readiness: () => store.health(),
     log,
-    maxBodyBytes: MAX_BODY_BYTES,
+    maxBodyBytes: limits.maxBodyBytes,
+    metrics,
+    serveMetrics: config.metricsBind === undefined,
+    rateLimiter: new RateLimiter({
+      perSecond: limits.rateLimitPerSecond,
+      burst: limits.rateLimitBurst,
+    }),
+    clientIp: new ClientIpResolver(limits.trustedProxies),
   });
   return {
     handler,
+    metrics,
     jobs,
     store,
     async close() {

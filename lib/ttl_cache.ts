@@ -1,10 +1,4 @@
-/** @module A bounded cache whose entries expire, with hit and miss counts. */
-
-/** Counts of cache use, for metrics. */
-export interface CacheStats {
-  hits: number;
-  misses: number;
-}
+/** @module A bounded cache whose entries expire, telling each hit and miss. */
 
 /** A found entry; `value` may itself be undefined (a remembered "nothing"). */
 export interface CacheHit<V> {
@@ -16,22 +10,30 @@ export class TtlCache<V> {
   readonly #entries = new Map<string, { value: V; expires: number }>();
   readonly #now: () => number;
   readonly #maxEntries: number;
-  readonly stats: CacheStats = { hits: 0, misses: 0 };
+  readonly #onLookup: (hit: boolean) => void;
 
-  constructor(options: { now?: () => number; maxEntries?: number } = {}) {
+  constructor(
+    options: {
+      now?: () => number;
+      maxEntries?: number;
+      /** Told of every look-up, for metrics. */
+      onLookup?: (hit: boolean) => void;
+    } = {},
+  ) {
     this.#now = options.now ?? Date.now;
     this.#maxEntries = options.maxEntries ?? 10_000;
+    this.#onLookup = options.onLookup ?? (() => {});
   }
 
   /** The live entry for `key`, or undefined (counted as a miss). */
   get(key: string): CacheHit<V> | undefined {
     const entry = this.#entries.get(key);
     if (entry !== undefined && entry.expires > this.#now()) {
-      this.stats.hits++;
+      this.#onLookup(true);
       return entry;
     }
     if (entry !== undefined) this.#entries.delete(key);
-    this.stats.misses++;
+    this.#onLookup(false);
     return undefined;
   }
 

@@ -164,7 +164,7 @@ export async function startService(
     if (fixed !== 0) {
       if (await answers(host, fixed)) port = fixed;
     } else {
-      port = Number(/Listening on [^ ]+:(\d+)/.exec(log.join(""))?.[1] ?? 0);
+      port = Number(/Listening on [^ "]+:(\d+)/.exec(log.join(""))?.[1] ?? 0);
     }
     if (port === 0) await new Promise((r) => setTimeout(r, 20));
   }

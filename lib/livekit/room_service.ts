@@ -7,6 +7,7 @@ import {
   RoomParticipantIdentity,
 } from "@livekit/protocol";
 import type { TokenSigner, VideoGrant } from "./token.ts";
+import { type Metrics, type Track, untracked } from "../metrics.ts";
 
 /** How long a room lives with nobody in it, in seconds. */
 export const EMPTY_TIMEOUT_SECONDS = 300;
@@ -36,6 +37,8 @@ export interface RoomServiceOptions {
   livekitUrl: string;
   signer: TokenSigner;
   fetch?: typeof fetch;
+  timeoutMs?: number;
+  metrics?: Metrics;
 }
 
 /** The Twirp endpoint base of an SFU URL: `wss://sfu` becomes `https://sfu/twirp`. */
@@ -54,11 +57,15 @@ export class RoomService {
   readonly #base: string;
   readonly #signer: TokenSigner;
   readonly #fetch: typeof fetch;
+  readonly #timeoutMs: number;
+  readonly #track: Track;
 
   constructor(options: RoomServiceOptions) {
     this.#base = twirpBaseUrl(options.livekitUrl);
     this.#signer = options.signer;
     this.#fetch = options.fetch ?? fetch;
+    this.#timeoutMs = options.timeoutMs ?? TWIRP_TIMEOUT_MS;
+    this.#track = options.metrics?.track ?? untracked;
   }
 
   /**
@@ -104,6 +111,25 @@ export class RoomService {
   }
 
   async #call(
+    method: "CreateRoom" | "GetParticipant",
+    body: Uint8Array,
+    grant: VideoGrant,
+  ): Promise<Uint8Array> {
+    return await this.#track(
+      method === "CreateRoom" ? "twirp_create_room" : "twirp_get_participant",
+      () => this.#send(method, body, grant),
+      () => "ok",
+      (err) =>
+        !(err instanceof TwirpError) || err.status === 0
+          ? "transport_error"
+          // not_found is GetParticipant's normal "absent".
+          : err.code === "not_found"
+          ? "ok"
+          : "http_error",
+    );
+  }
+
+  async #send(
     method: string,
     body: Uint8Array,
     grant: VideoGrant,
@@ -121,7 +147,7 @@ export class RoomService {
             Authorization: `Bearer ${token}`,
           },
           body: body as Uint8Array<ArrayBuffer>,
-          signal: AbortSignal.timeout(TWIRP_TIMEOUT_MS),
+          signal: AbortSignal.timeout(this.#timeoutMs),
         },
       );
     } catch (err) {

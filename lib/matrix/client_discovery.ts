@@ -6,6 +6,7 @@
 
 import type { HomeserverHttpClient } from "./http_client.ts";
 import { TtlCache } from "../ttl_cache.ts";
+import { byStatus, type Metrics, type Track, untracked } from "../metrics.ts";
 
 /** How long a discovered base URL is kept. */
 export const CLIENT_DISCOVERY_TTL_MS = 4 * 3600_000;
@@ -15,19 +16,30 @@ export interface ClientDiscoveryOptions {
   overrides: ReadonlyMap<string, string>;
   client: HomeserverHttpClient;
   now?: () => number;
+  timeoutMs?: number;
+  metrics?: Metrics;
 }
 
 /** Finds the Client-Server API base URL of a homeserver. */
 export class ClientDiscovery {
   readonly #overrides: ReadonlyMap<string, string>;
   readonly #client: HomeserverHttpClient;
+  readonly #timeoutMs: number;
+  readonly #track: Track;
   /** Base URLs by server name. */
   readonly cache: TtlCache<string>;
 
   constructor(options: ClientDiscoveryOptions) {
     this.#overrides = options.overrides;
     this.#client = options.client;
-    this.cache = new TtlCache(options.now ? { now: options.now } : {});
+    this.#timeoutMs = options.timeoutMs ?? TIMEOUT_MS;
+    this.#track = options.metrics?.track ?? untracked;
+    this.cache = new TtlCache({
+      ...(options.now ? { now: options.now } : {}),
+      ...(options.metrics
+        ? { onLookup: options.metrics.cacheHook("client_api") }
+        : {}),
+    });
   }
 
   /** The base URL (no trailing slash), or undefined when it cannot be found. */
@@ -39,11 +51,13 @@ export class ClientDiscovery {
     if (!URL.canParse(`https://${serverName}/`)) return undefined;
     let url: string | undefined;
     try {
-      const response = await this.#client.request({
-        method: "GET",
-        url: new URL(`https://${serverName}/.well-known/matrix/client`),
-        timeoutMs: TIMEOUT_MS,
-      });
+      const request = () =>
+        this.#client.request({
+          method: "GET",
+          url: new URL(`https://${serverName}/.well-known/matrix/client`),
+          timeoutMs: this.#timeoutMs,
+        });
+      const response = await this.#track("client_discovery", request, byStatus);
       if (response.status !== 200) return undefined;
       const base = JSON.parse(response.body)?.["m.homeserver"]?.base_url;
       if (typeof base !== "string" || !/^https?:\/\//.test(base)) {

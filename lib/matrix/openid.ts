@@ -1,22 +1,32 @@
 /** @module OpenID token verification over federation (SPEC section 8). */
 
+import { CircuitBreakers } from "../circuit_breaker.ts";
+import { byStatus, type Metrics, type Track, untracked } from "../metrics.ts";
 import type { HomeserverHttpClient } from "./http_client.ts";
-import type { ServerDiscovery } from "./server_discovery.ts";
+import { parseServerName, type ServerDiscovery } from "./server_discovery.ts";
 
 /** Time allowed for the userinfo call, discovery excluded. */
 export const USERINFO_TIMEOUT_MS = 10_000;
 
 /** Why a token was not accepted; the client only ever sees a 401. */
 export class OpenIdError extends Error {
-  constructor(message: string) {
+  /** True when the homeserver could not be reached or failed (5xx), not when it said no. */
+  readonly homeserverFailed: boolean;
+
+  constructor(message: string, homeserverFailed = false) {
     super(message);
     this.name = "OpenIdError";
+    this.homeserverFailed = homeserverFailed;
   }
 }
 
 export interface OpenIdVerifierOptions {
   discovery: ServerDiscovery;
   client: HomeserverHttpClient;
+  /** Circuits by server name; none when left out. */
+  breakers?: CircuitBreakers;
+  timeoutMs?: number;
+  metrics?: Metrics;
 }
 
 /**
@@ -34,17 +44,47 @@ export function userIdServer(userId: string): string | undefined {
 export class OpenIdVerifier {
   readonly #discovery: ServerDiscovery;
   readonly #client: HomeserverHttpClient;
+  readonly #breakers: CircuitBreakers;
+  readonly #timeoutMs: number;
+  readonly #track: Track;
 
   constructor(options: OpenIdVerifierOptions) {
     this.#discovery = options.discovery;
     this.#client = options.client;
+    this.#breakers = options.breakers ??
+      new CircuitBreakers({ failureThreshold: 0, cooldownMs: 0 });
+    this.#timeoutMs = options.timeoutMs ?? USERINFO_TIMEOUT_MS;
+    this.#track = options.metrics?.track ?? untracked;
   }
 
   /**
    * Returns the user ID the homeserver `serverName` vouches for. Throws
-   * {@link OpenIdError} (whose message never holds the token) otherwise.
+   * {@link OpenIdError} (whose message never holds the token) otherwise, or
+   * `CircuitOpenError` while the homeserver's circuit is open.
    */
   async verify(accessToken: string, serverName: string): Promise<string> {
+    if (parseServerName(serverName) === undefined) {
+      throw new OpenIdError(
+        `not a valid server name: ${JSON.stringify(serverName)}`,
+      );
+    }
+    this.#breakers.admit(serverName);
+    try {
+      const userId = await this.#ask(accessToken, serverName);
+      this.#breakers.success(serverName);
+      return userId;
+    } catch (err) {
+      // Only an unreachable or failing homeserver counts against its circuit.
+      if (err instanceof OpenIdError && err.homeserverFailed) {
+        this.#breakers.failure(serverName);
+      } else {
+        this.#breakers.success(serverName);
+      }
+      throw err;
+    }
+  }
+
+  async #ask(accessToken: string, serverName: string): Promise<string> {
     let target;
     try {
       target = await this.#discovery.resolve(serverName);
@@ -53,6 +93,7 @@ export class OpenIdVerifier {
         `cannot resolve server name ${JSON.stringify(serverName)}: ${
           err instanceof Error ? err.message : String(err)
         }`,
+        true,
       );
     }
     const url = new URL(
@@ -61,24 +102,31 @@ export class OpenIdVerifier {
     url.searchParams.set("access_token", accessToken);
     let response;
     try {
-      response = await this.#client.request({
-        method: "GET",
-        url,
-        connectTo: { host: target.host, port: target.port },
-        tlsName: target.tlsName,
-        hostHeader: target.hostHeader,
-        timeoutMs: USERINFO_TIMEOUT_MS,
-      });
+      response = await this.#track(
+        "userinfo",
+        () =>
+          this.#client.request({
+            method: "GET",
+            url,
+            connectTo: { host: target.host, port: target.port },
+            tlsName: target.tlsName,
+            hostHeader: target.hostHeader,
+            timeoutMs: this.#timeoutMs,
+          }),
+        byStatus,
+      );
     } catch (err) {
       throw new OpenIdError(
         `userinfo request to ${target.host}:${target.port} failed: ${
           err instanceof Error ? err.message : String(err)
         }`,
+        true,
       );
     }
     if (response.status !== 200) {
       throw new OpenIdError(
         `homeserver ${serverName} answered userinfo with HTTP ${response.status}`,
+        response.status >= 500,
       );
     }
     let sub: unknown;

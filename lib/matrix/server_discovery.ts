@@ -6,6 +6,7 @@
 import { orderSrv, type Resolver } from "./dns.ts";
 import type { HomeserverHttpClient } from "./http_client.ts";
 import { TtlCache } from "../ttl_cache.ts";
+import { byStatus, type Metrics, type Track, untracked } from "../metrics.ts";
 
 /** Where and how to reach a homeserver's federation API. */
 export interface FederationTarget {
@@ -62,12 +63,17 @@ export interface ServerDiscoveryOptions {
   resolver: Resolver;
   client: HomeserverHttpClient;
   now?: () => number;
+  /** Time allowed for a well-known request. */
+  timeoutMs?: number;
+  metrics?: Metrics;
 }
 
 /** Resolves server names to federation targets, caching well-known and SRV answers. */
 export class ServerDiscovery {
   readonly #resolver: Resolver;
   readonly #client: HomeserverHttpClient;
+  readonly #timeoutMs: number;
+  readonly #track: Track;
   /** `m.server` by host; undefined remembers "no delegation". */
   readonly wellKnown: TtlCache<string | undefined>;
   /** The SRV-derived target by host; undefined remembers "no SRV records". */
@@ -76,9 +82,21 @@ export class ServerDiscovery {
   constructor(options: ServerDiscoveryOptions) {
     this.#resolver = options.resolver;
     this.#client = options.client;
+    this.#timeoutMs = options.timeoutMs ?? WELL_KNOWN_TIMEOUT_MS;
+    this.#track = options.metrics?.track ?? untracked;
     const now = options.now ?? Date.now;
-    this.wellKnown = new TtlCache({ now });
-    this.srv = new TtlCache({ now });
+    this.wellKnown = new TtlCache({
+      now,
+      ...(options.metrics
+        ? { onLookup: options.metrics.cacheHook("well_known_server") }
+        : {}),
+    });
+    this.srv = new TtlCache({
+      now,
+      ...(options.metrics
+        ? { onLookup: options.metrics.cacheHook("srv") }
+        : {}),
+    });
   }
 
   /** Resolves a server name; throws when it is not a valid one. */
@@ -111,11 +129,13 @@ export class ServerDiscovery {
     let value: string | undefined;
     let ttl = WELL_KNOWN_ERROR_TTL_MS;
     try {
-      const response = await this.#client.request({
-        method: "GET",
-        url: new URL(`https://${host}/.well-known/matrix/server`),
-        timeoutMs: WELL_KNOWN_TIMEOUT_MS,
-      });
+      const request = () =>
+        this.#client.request({
+          method: "GET",
+          url: new URL(`https://${host}/.well-known/matrix/server`),
+          timeoutMs: this.#timeoutMs,
+        });
+      const response = await this.#track("server_discovery", request, byStatus);
       if (response.status === 200) {
         const server = JSON.parse(response.body)?.["m.server"];
         if (typeof server === "string" && parseServerName(server)) {

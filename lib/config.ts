@@ -40,6 +40,10 @@ export interface Config {
   /** Where `/metrics` is served instead of the main listener (`LIVEKIT_METRICS_BIND`). */
   metricsBind: ListenAddress | undefined;
   limits: Limits;
+  /** Multi-replica mode (`LIVEKIT_MULTI_REPLICA`): jobs shared through Redis. */
+  multiReplica: boolean;
+  /** How long a replica's jobs stay its own after its last heartbeat. */
+  replicaLeaseMs: number;
   /** Warnings to log once the logger exists. */
   warnings: string[];
 }
@@ -268,6 +272,21 @@ export function loadConfig(sources: ConfigSources): Config {
     shutdownTimeoutMs: int("LIVEKIT_SHUTDOWN_TIMEOUT_SECONDS", 10, 1) * 1000,
   };
 
+  const multiText = get("LIVEKIT_MULTI_REPLICA").trim().toLowerCase();
+  if (!["", "true", "false", "1", "0"].includes(multiText)) {
+    throw new ConfigError(
+      `LIVEKIT_MULTI_REPLICA must be true or false, not ${
+        JSON.stringify(get("LIVEKIT_MULTI_REPLICA"))
+      }`,
+    );
+  }
+  const multiReplica = multiText === "true" || multiText === "1";
+  if (multiReplica && redisUrl === "") {
+    throw new ConfigError(
+      "LIVEKIT_MULTI_REPLICA needs LIVEKIT_REDIS_URL: replicas share jobs through Redis",
+    );
+  }
+
   const caFile = get("SSL_CERT_FILE");
   const caCerts = caFile === "" ? undefined : readVar("SSL_CERT_FILE", caFile);
 
@@ -288,6 +307,8 @@ export function loadConfig(sources: ConfigSources): Config {
     caCerts,
     metricsBind,
     limits,
+    multiReplica,
+    replicaLeaseMs: int("LIVEKIT_REPLICA_LEASE_SECONDS", 10, 2) * 1000,
     warnings,
   };
 }

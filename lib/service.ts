@@ -9,6 +9,7 @@ import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { delayedEventCall } from "./delayed_leave/delayed_events.ts";
 import { JobManager } from "./delayed_leave/jobs.ts";
+import { RedisCluster } from "./delayed_leave/redis_cluster.ts";
 import { RedisJobStore } from "./delayed_leave/redis_store.ts";
 import { type JobStore, MemoryJobStore } from "./delayed_leave/store.ts";
 import { RoomService } from "./livekit/room_service.ts";
@@ -62,9 +63,22 @@ export async function buildService(
     failureThreshold: limits.breakerFailures,
     cooldownMs: limits.breakerCooldownMs,
   });
+  // Set once the jobs exist: Redis may come back empty after an outage.
+  let afterReconnect = () => {};
   const store: JobStore = config.redisUrl === undefined
     ? new MemoryJobStore()
-    : await RedisJobStore.connect({ url: config.redisUrl, log });
+    : await RedisJobStore.connect({
+      url: config.redisUrl,
+      log,
+      onReconnect: () => afterReconnect(),
+    });
+  const cluster = config.multiReplica && config.redisUrl !== undefined
+    ? await RedisCluster.connect({
+      url: config.redisUrl,
+      leaseMs: config.replicaLeaseMs,
+      log,
+    })
+    : undefined;
   if (config.redisUrl === undefined) {
     log.warn(
       "LIVEKIT_REDIS_URL is not set: delayed-leave jobs are kept in memory and lost on restart",
@@ -81,12 +95,19 @@ export async function buildService(
     sanityIntervalMs: config.sanityCheckIntervalSeconds * 1000,
     log,
     onOutcome: (outcome) => metrics.jobOutcomes.inc({ outcome }),
+    ...(cluster ? { coordinator: cluster } : {}),
   });
+  afterReconnect = () => void jobs.resaveAll();
   metrics.gaugeJobs(() => jobs.countByState());
   metrics.gaugeOpenCircuits(() => breakers.openCount);
-  const restored = await jobs.restore();
-  if (restored.resumed + restored.expired + restored.skipped > 0) {
-    log.info("Restored delayed-leave jobs", restored);
+  if (cluster === undefined) {
+    const restored = await jobs.restore();
+    if (restored.resumed + restored.expired + restored.skipped > 0) {
+      log.info("Restored delayed-leave jobs", restored);
+    }
+  } else {
+    // Stored jobs are taken over like those of a replica that died.
+    jobs.attachCoordinator();
   }
   const webhook = new WebhookHandler({
     apiKey: config.key,
@@ -131,6 +152,7 @@ export async function buildService(
     store,
     async close() {
       jobs.shutdown();
+      await cluster?.close();
       await store.close();
       client.close();
     },

@@ -30,6 +30,15 @@ export interface JobDeps {
   getParticipant(room: string, identity: string): Promise<Presence>;
   /** Persists the record (on each successful restart). */
   save(record: JobRecord): void;
+  /** Told of each state the job enters. */
+  stateChanged?(state: JobState): void;
+  /**
+   * Asked before the leave is sent: false when another replica sends (or
+   * sent) it, so it goes out once. Throws when it cannot tell yet.
+   */
+  claimSend?(): Promise<boolean>;
+  /** Told once the leave went out (or the homeserver had it already). */
+  sendDone?(): void;
   /** Called once when the job ends; `keepRecord` is false when its record should go. */
   ended(job: Job, keepRecord: boolean): void;
   /** Seconds between presence checks while connected; 0 for none. */
@@ -69,8 +78,19 @@ export class Job {
     return this.#state;
   }
 
-  /** Starts the Waiting state: the waiting timer and the presence look-up. */
-  begin(): void {
+  /**
+   * Starts the job: in Waiting (the waiting timer and the presence look-up),
+   * or, for a job taken over from another replica, in the state it had there.
+   */
+  begin(state: "Waiting" | "Connected" | "Disconnected" = "Waiting"): void {
+    if (state !== "Waiting") {
+      this.#state = state;
+      const effects = state === "Connected"
+        ? ["startRestarting", "startPresenceChecks"] as const
+        : ["sendLeave"] as const;
+      for (const effect of effects) this.#run(effect);
+      return;
+    }
     const signal = this.#phase.signal;
     const waitMs = Math.min(MAX_WAIT_MS, this.record.delayTimeoutMs);
     void sleep(waitMs, signal).then((fired) => {
@@ -93,6 +113,7 @@ export class Job {
       to: state,
       signal,
     });
+    this.#deps.stateChanged?.(state);
     for (const effect of effects) this.#run(effect);
   }
 
@@ -192,9 +213,25 @@ export class Job {
       MAX_WAIT_MS,
       Math.max(1_000, this.#deadline - this.#now()),
     );
-    const outcome = await this.#retry("send", signal, this.#now() + window);
+    const until = this.#now() + window;
+    const claim = await this.#claimSend(signal, until);
+    if (signal.aborted) return;
+    if (claim === "elsewhere") {
+      this.#log.info("Another replica sends this delayed leave event");
+      this.#end(true);
+      return;
+    }
+    if (claim === "unknown") {
+      this.#log.error(
+        "Gave up sending delayed leave event: no claim before the deadline",
+      );
+      this.#end(false);
+      return;
+    }
+    const outcome = await this.#retry("send", signal, until);
     if (signal.aborted) return;
     if (outcome === "ok" || outcome === "notFound") {
+      this.#deps.sendDone?.();
       this.#log.info(
         outcome === "ok"
           ? "Sent delayed leave event"
@@ -206,6 +243,29 @@ export class Job {
       });
     }
     this.#end(false);
+  }
+
+  /** Asks for the right to send, retrying (while Redis is away) until `until`. */
+  async #claimSend(
+    signal: AbortSignal,
+    until: number,
+  ): Promise<"mine" | "elsewhere" | "unknown"> {
+    if (this.#deps.claimSend === undefined) return "mine";
+    const backoff = new Backoff(this.#deps.random);
+    while (!signal.aborted && this.#now() < until) {
+      try {
+        return (await this.#deps.claimSend()) ? "mine" : "elsewhere";
+      } catch (err) {
+        this.#log.warn("Cannot claim the send yet: {error}", {
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
+      await sleep(
+        Math.min(backoff.next(), Math.max(0, until - this.#now())),
+        signal,
+      );
+    }
+    return "unknown";
   }
 
   /** One call retried with backoff (or the server's hint) until `until`. */

@@ -17,6 +17,45 @@ export const MAX_DELAY_ID_LENGTH = 255;
 /** How a job ended, for metrics. */
 export type JobOutcome = "sent" | "aborted" | "replaced";
 
+/** A job as another replica may take it over. */
+export interface OwnedJob {
+  field: string;
+  record: JobRecord;
+  state: JobState;
+}
+
+/**
+ * Coordination between replicas (multi-replica mode): who owns a job, where
+ * signals go, and who sends a leave. Without one, everything is local.
+ */
+export interface Coordinator {
+  /** Starts serving `host`: heartbeats, signal delivery, adoption of orphaned jobs. */
+  attach(host: CoordinatorHost): void;
+  /** A job started here: this replica owns it from now on. */
+  claimNew(field: string): Promise<void>;
+  stateChanged(field: string, state: JobState): void;
+  /** Sends a signal to whichever replica owns the job. */
+  route(field: string, signal: JobSignal): Promise<void>;
+  /** Whether this replica may send the job's leave; throws when it cannot tell yet. */
+  claimSend(field: string, delayId: string): Promise<boolean>;
+  sendDone(field: string, delayId: string): void;
+  /** The job ended here; its coordination keys go. */
+  released(field: string): void;
+  close(): Promise<void>;
+}
+
+/** What a {@link Coordinator} may ask of the local jobs. */
+export interface CoordinatorHost {
+  /** Applies a signal to the local job of `field`, if there is one. */
+  apply(field: string, signal: JobSignal): void;
+  /** Runs a job taken over from a replica that died, in the state it had. */
+  adopt(job: OwnedJob, pendingSignal: JobSignal | undefined): void;
+  /** Stops the local job of `field` without acting: another replica owns it now. */
+  halt(field: string): void;
+  /** The jobs running here. */
+  owned(): OwnedJob[];
+}
+
 export interface JobManagerOptions {
   store: JobStore;
   delayedEvent: JobDeps["delayedEvent"];
@@ -26,6 +65,8 @@ export interface JobManagerOptions {
   now?: () => number;
   /** Told of each job's end. */
   onOutcome?: (outcome: JobOutcome) => void;
+  /** Present in multi-replica mode. */
+  coordinator?: Coordinator;
 }
 
 /** Runs one job per (room, identity). */
@@ -38,6 +79,58 @@ export class JobManager {
   constructor(options: JobManagerOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
+  }
+
+  /** Starts multi-replica coordination; call after {@link restore} (single mode) or instead of it. */
+  attachCoordinator(): void {
+    const coordinator = this.#options.coordinator;
+    if (coordinator === undefined) return;
+    coordinator.attach({
+      apply: (field, signal) => this.#jobs.get(field)?.signal(signal),
+      adopt: (job, pending) => {
+        if (this.#shuttingDown) return;
+        if (job.record.restartedAt + job.record.delayTimeoutMs <= this.#now()) {
+          this.#options.log.info("Dropping an expired orphaned job", {
+            field: job.field,
+          });
+          coordinator.released(job.field);
+          void this.#options.store.deleteField(job.field);
+          return;
+        }
+        const state = job.state === "Disconnected" || job.state === "Connected"
+          ? job.state
+          : "Waiting";
+        this.#options.log.info("Adopted job {field} in {state}", {
+          field: job.field,
+          state,
+        });
+        const adopted = this.#launch(job.record, state);
+        if (pending !== undefined) adopted.signal(pending);
+      },
+      halt: (field) => {
+        const job = this.#jobs.get(field);
+        if (job === undefined) return;
+        this.#options.log.info("Job {field} is owned by another replica now", {
+          field,
+        });
+        job.halt();
+        this.#jobs.delete(field);
+        this.#options.onOutcome?.("replaced");
+      },
+      owned: () =>
+        [...this.#jobs].map(([field, job]) => ({
+          field,
+          record: { ...job.record },
+          state: job.state,
+        })),
+    });
+  }
+
+  /** Writes every running job again (after Redis came back, perhaps empty). */
+  async resaveAll(): Promise<void> {
+    for (const job of this.#jobs.values()) {
+      await this.#options.store.save({ ...job.record });
+    }
   }
 
   /** Starts a job, replacing any job for the same (room, identity). */
@@ -62,12 +155,46 @@ export class JobManager {
       restartedAt: this.#now(),
     };
     this.#launch(record);
-    return this.#options.store.save(record);
+    return this.#persistNew(record);
   }
 
-  /** Delivers a signal to the job of (room, identity); dropped when there is none. */
+  /** Ownership first, so no other replica takes the record for an orphan. */
+  async #persistNew(record: JobRecord): Promise<void> {
+    const field = jobKey(record.room, record.identity);
+    try {
+      await this.#options.coordinator?.claimNew(field);
+    } catch (err) {
+      // Re-asserted when Redis is back; the job runs here meanwhile.
+      this.#options.log.warn(
+        "Cannot record ownership of {field} in Redis: {error}",
+        {
+          field,
+          error: err instanceof Error ? err.message : String(err),
+        },
+      );
+    }
+    await this.#options.store.save(record);
+  }
+
+  /**
+   * Delivers a signal to the job of (room, identity), on whichever replica
+   * owns it; dropped when there is none.
+   */
   signal(room: string, identity: string, signal: JobSignal): void {
-    const job = this.#jobs.get(jobKey(room, identity));
+    const field = jobKey(room, identity);
+    const coordinator = this.#options.coordinator;
+    if (coordinator !== undefined) {
+      coordinator.route(field, signal).catch((err) => {
+        // Redis is away: the local job, if any, still hears it.
+        this.#options.log.warn("Cannot route {signal} through Redis: {error}", {
+          signal,
+          error: err instanceof Error ? err.message : String(err),
+        });
+        this.#jobs.get(field)?.signal(signal);
+      });
+      return;
+    }
+    const job = this.#jobs.get(field);
     if (job === undefined) {
       this.#options.log.debug("No job for {signal}", {
         room,
@@ -133,8 +260,12 @@ export class JobManager {
     return this.#jobs.size;
   }
 
-  #launch(record: JobRecord): void {
+  #launch(
+    record: JobRecord,
+    state: "Waiting" | "Connected" | "Disconnected" = "Waiting",
+  ): Job {
     const key = jobKey(record.room, record.identity);
+    const coordinator = this.#options.coordinator;
     const job = new Job(record, {
       delayedEvent: this.#options.delayedEvent,
       getParticipant: this.#options.getParticipant,
@@ -143,11 +274,17 @@ export class JobManager {
       ...(this.#options.now ? { now: this.#options.now } : {}),
       save: (r) => void this.#options.store.save(r),
       ended: (ended, keepRecord) => this.#ended(key, ended, keepRecord),
+      ...(coordinator === undefined ? {} : {
+        stateChanged: (s: JobState) => coordinator.stateChanged(key, s),
+        claimSend: () => coordinator.claimSend(key, record.delayId),
+        sendDone: () => coordinator.sendDone(key, record.delayId),
+      }),
     });
     const previous = this.#jobs.get(key);
     this.#jobs.set(key, job);
     previous?.signal("replaced");
-    job.begin();
+    job.begin(state);
+    return job;
   }
 
   #ended(key: string, job: Job, keepRecord: boolean): void {
@@ -163,6 +300,7 @@ export class JobManager {
     this.#jobs.delete(key);
     if (!keepRecord) {
       void this.#options.store.delete(job.record.room, job.record.identity);
+      this.#options.coordinator?.released(key);
     }
   }
 }

@@ -25,6 +25,8 @@ type Client = ReturnType<typeof createClient>;
 export interface RedisStoreOptions {
   url: string;
   log: Logger;
+  /** Told when Redis is reachable again after an outage (it may have lost everything). */
+  onReconnect?: () => void;
 }
 
 /** A {@link JobStore} on Redis. */
@@ -62,9 +64,10 @@ export class RedisJobStore implements JobStore {
     });
     const store = new RedisJobStore(client, options.log);
     client.on("ready", () => {
-      if (lastError !== "") options.log.info("Redis connection is back");
+      if (lastError === "") return;
+      options.log.info("Redis connection is back");
       lastError = "";
-      void store.#flush();
+      void store.#flush().then(() => options.onReconnect?.());
     });
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {

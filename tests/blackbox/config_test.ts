@@ -106,6 +106,46 @@ const REFUSALS: [string, Record<string, string | undefined>, RegExp][] = [
     LIVEKIT_REDIS_URL: "http://localhost",
   }, /LIVEKIT_REDIS_URL/],
   [
+    "LIVEKIT_MULTI_REPLICA is on without Redis",
+    { LIVEKIT_MULTI_REPLICA: "true" },
+    /LIVEKIT_MULTI_REPLICA needs LIVEKIT_REDIS_URL/,
+  ],
+  [
+    "LIVEKIT_MULTI_REPLICA is not a boolean",
+    { LIVEKIT_MULTI_REPLICA: "maybe" },
+    /LIVEKIT_MULTI_REPLICA/,
+  ],
+  [
+    "LIVEKIT_MAX_BODY_BYTES is too small",
+    { LIVEKIT_MAX_BODY_BYTES: "10" },
+    /LIVEKIT_MAX_BODY_BYTES/,
+  ],
+  [
+    "LIVEKIT_RATE_LIMIT_PER_SECOND is not a number",
+    { LIVEKIT_RATE_LIMIT_PER_SECOND: "fast" },
+    /LIVEKIT_RATE_LIMIT_PER_SECOND/,
+  ],
+  [
+    "a LIVEKIT_TRUSTED_PROXIES entry is not an address",
+    { LIVEKIT_TRUSTED_PROXIES: "10.0.0.0/8, proxy.local" },
+    /LIVEKIT_TRUSTED_PROXIES/,
+  ],
+  [
+    "LIVEKIT_HOMESERVER_TIMEOUT_SECONDS is 0",
+    { LIVEKIT_HOMESERVER_TIMEOUT_SECONDS: "0" },
+    /LIVEKIT_HOMESERVER_TIMEOUT_SECONDS/,
+  ],
+  [
+    "LIVEKIT_METRICS_BIND has no port",
+    { LIVEKIT_METRICS_BIND: "0.0.0.0" },
+    /LIVEKIT_METRICS_BIND/,
+  ],
+  [
+    "LIVEKIT_REDIS_URL_FROM_FILE names no file",
+    { LIVEKIT_REDIS_URL_FROM_FILE: "/nonexistent/redis-url" },
+    /LIVEKIT_REDIS_URL_FROM_FILE/,
+  ],
+  [
     "LIVEKIT_LOG_FORMAT is unknown",
     { LIVEKIT_LOG_FORMAT: "xml" },
     /LIVEKIT_LOG_FORMAT/,

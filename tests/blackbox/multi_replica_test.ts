@@ -1,0 +1,255 @@
+/**
+ * @module Black-box tests of multi-replica mode: three service processes on
+ * one real redis-server share delayed-leave jobs; webhooks land on any of
+ * them; a killed replica's jobs are taken over; every leave is sent once.
+ */
+
+import assert from "node:assert/strict";
+import { postWebhook, webhookBody } from "../_fakes/webhook.ts";
+import { type RedisServer, redisSkipReason, startRedis } from "../_redis.ts";
+import {
+  API_KEY,
+  API_SECRET,
+  expectedHash,
+  type ServiceProcess,
+  startService,
+} from "../_utils.ts";
+import { startWorld, type World } from "../_world.ts";
+
+const KEYS = { apiKey: API_KEY, apiSecret: API_SECRET };
+const LEASE_SECONDS = 3;
+const skip = redisSkipReason();
+if (skip !== undefined) console.log(`SKIPPED: multi-replica tests: ${skip}`);
+
+let world: World;
+let redis: RedisServer;
+let replicas: ServiceProcess[] = [];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function replicaEnv() {
+  return world.env({
+    LIVEKIT_REDIS_URL: redis.url,
+    LIVEKIT_MULTI_REPLICA: "true",
+    LIVEKIT_REPLICA_LEASE_SECONDS: String(LEASE_SECONDS),
+    LIVEKIT_LOG_LEVEL: "info",
+  });
+}
+
+Deno.test.beforeAll(async () => {
+  if (skip !== undefined) return;
+  world = await startWorld();
+  redis = await startRedis();
+  replicas = await Promise.all([0, 1, 2].map(() => startService(replicaEnv())));
+});
+
+Deno.test.afterAll(async () => {
+  if (skip !== undefined) return;
+  await Promise.all(replicas.map((r) => r.stop()));
+  await redis.stop();
+  await world.close();
+});
+
+function test(name: string, fn: () => Promise<void>) {
+  Deno.test({
+    name,
+    ignore: skip !== undefined,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn,
+  });
+}
+
+let n = 0;
+
+function member(timeoutMs: number) {
+  const i = ++n;
+  const delayId = `syd_ha_${i}_${crypto.randomUUID().slice(0, 6)}`;
+  const body = world.tokenRequest({
+    roomId: `!ha-${i}:example.com`,
+    member: `m${i}`,
+    delay: { id: delayId, timeoutMs },
+  });
+  const userId = (body.member as Record<string, string>).claimed_user_id!;
+  return {
+    delayId,
+    body,
+    room: expectedHash([`!ha-${i}:example.com`, "m.call#"]),
+    identity: expectedHash([userId, "DEVICE", `m${i}`]),
+  };
+}
+
+type Member = ReturnType<typeof member>;
+
+async function delegate(replica: ServiceProcess, m: Member) {
+  const { status, body } = await replica.post(
+    "/delegate_delayed_leave",
+    m.body,
+  );
+  assert.equal(status, 200, JSON.stringify(body));
+}
+
+async function webhook(
+  replica: ServiceProcess,
+  event: string,
+  m: Member,
+  reason?: string,
+) {
+  const response = await postWebhook(
+    replica.url,
+    webhookBody(event, m.room, m.identity, reason),
+    KEYS,
+  );
+  await response.body?.cancel();
+  assert.equal(response.status, 200);
+}
+
+const sends = (m: Member) => world.hs.calls("send", m.delayId).length;
+const restarts = (m: Member) => world.hs.calls("restart", m.delayId).length;
+const pick = <T>(list: T[]): T =>
+  list[Math.floor(Math.random() * list.length)]!;
+
+test("a job made on replica A is completed by webhooks sent to replica B", async () => {
+  const [a, b] = replicas as [ServiceProcess, ServiceProcess];
+  const m = member(3000);
+  await delegate(a, m);
+  await webhook(b, "participant_joined", m);
+  await world.hs.waitFor(() => restarts(m) >= 1, 2_000);
+  await webhook(b, "participant_left", m, "CLIENT_INITIATED");
+  await world.hs.waitFor(() => sends(m) === 1, 2_000);
+  await sleep(1_000);
+  assert.equal(sends(m), 1);
+});
+
+test("a killed replica's connected job is taken over and its leave sent once", async () => {
+  const [a, , c] = replicas as [ServiceProcess, ServiceProcess, ServiceProcess];
+  const m = member(15_000);
+  await delegate(a, m);
+  await webhook(a, "participant_joined", m);
+  await world.hs.waitFor(() => restarts(m) >= 1, 2_000);
+  await a.stop("SIGKILL");
+  const killed = Date.now();
+  // The participant leaves while nobody holds the job.
+  await webhook(c, "participant_left", m, "CLIENT_INITIATED");
+  await world.hs.waitFor(() => sends(m) === 1, (LEASE_SECONDS + 4) * 1000);
+  const failover = world.hs.calls("send", m.delayId)[0]!.at - killed;
+  console.log(
+    `failover: leave sent ${failover} ms after SIGKILL (lease ${LEASE_SECONDS} s)`,
+  );
+  assert.ok(
+    failover <= (LEASE_SECONDS + 3) * 1000,
+    `failover took ${failover} ms`,
+  );
+  await sleep(1_500);
+  assert.equal(sends(m), 1);
+  replicas[0] = await startService(replicaEnv());
+});
+
+test("a killed replica's waiting job is taken over and finds its participant", async () => {
+  const [a, b] = replicas as [ServiceProcess, ServiceProcess];
+  const m = member(15_000);
+  await delegate(a, m);
+  await a.stop("SIGKILL");
+  world.sfu.addParticipant(m.room, m.identity);
+  // Taken over in Waiting, found by the look-up, then restarted.
+  await world.hs.waitFor(() => restarts(m) >= 1, (LEASE_SECONDS + 4) * 1000);
+  world.sfu.removeParticipant(m.room, m.identity);
+  await webhook(b, "participant_connection_aborted", m, "SIGNAL_CLOSE");
+  await world.hs.waitFor(() => sends(m) === 1, 2_000);
+  await sleep(1_000);
+  assert.equal(sends(m), 1);
+  replicas[0] = await startService(replicaEnv());
+});
+
+test("a job replaced on another replica stops on its old owner", async () => {
+  const [a, b] = replicas as [ServiceProcess, ServiceProcess];
+  const old = member(3000);
+  await delegate(a, old);
+  await webhook(a, "participant_joined", old);
+  await world.hs.waitFor(() => restarts(old) >= 1, 2_000);
+  // The same participant delegates a new delayed event through replica B.
+  const fresh = {
+    ...old,
+    delayId: `${old.delayId}-new`,
+    body: structuredClone(old.body),
+  };
+  fresh.body.delay_id = fresh.delayId;
+  await delegate(b, fresh);
+  await webhook(a, "participant_joined", fresh);
+  await world.hs.waitFor(() => restarts(fresh) >= 1, 2_000);
+  const oldRestarts = restarts(old);
+  await sleep(3_000);
+  assert.equal(restarts(old), oldRestarts, "the old job no longer restarts");
+  await webhook(a, "participant_left", fresh, "CLIENT_INITIATED");
+  await world.hs.waitFor(() => sends(fresh) === 1, 2_000);
+  await sleep(500);
+  assert.equal(sends(old), 0);
+  assert.equal(sends(fresh), 1);
+});
+
+test("200 jobs over three replicas with webhooks to random replicas all end once", async () => {
+  const members = Array.from({ length: 200 }, () => member(20_000));
+  const leaving = members.slice(0, 150);
+  const aborting = members.slice(150);
+  for (const m of members) await delegate(pick(replicas), m);
+  await Promise.all(
+    leaving.map((m) => webhook(pick(replicas), "participant_joined", m)),
+  );
+  await Promise.all(
+    aborting.map((m) =>
+      webhook(
+        pick(replicas),
+        "participant_connection_aborted",
+        m,
+        "JOIN_FAILURE",
+      )
+    ),
+  );
+  await world.hs.waitFor(() => leaving.every((m) => restarts(m) >= 1), 10_000);
+  await Promise.all(
+    leaving.map((m) =>
+      webhook(pick(replicas), "participant_left", m, "CLIENT_INITIATED")
+    ),
+  );
+  await world.hs.waitFor(() => leaving.every((m) => sends(m) >= 1), 10_000);
+  await sleep(1_500);
+  for (const m of leaving) assert.equal(sends(m), 1, m.delayId);
+  for (const m of aborting) assert.equal(sends(m), 0, m.delayId);
+  const left = await redis.withClient((c) => c.hLen("lk-jwt:jobs"));
+  assert.equal(left, 0, "every job ended and was deleted");
+});
+
+test("a Redis restart (losing everything) loses no job and sends nothing twice", async () => {
+  const members = Array.from({ length: 6 }, () => member(20_000));
+  for (const m of members) await delegate(pick(replicas), m);
+  await Promise.all(
+    members.map((m) => webhook(pick(replicas), "participant_joined", m)),
+  );
+  await world.hs.waitFor(() => members.every((m) => restarts(m) >= 1), 5_000);
+  await redis.stop();
+  await sleep(1_000);
+  // Tokens are still issued while Redis is away.
+  assert.equal(
+    (await pick(replicas).post("/get_token", world.tokenRequest())).status,
+    200,
+  );
+  await redis.start();
+  // The owners write their jobs again into the empty Redis.
+  const until = Date.now() + 10_000;
+  let stored = 0;
+  while (stored < members.length && Date.now() < until) {
+    stored = await redis.withClient((c) => c.hLen("lk-jwt:jobs")).catch(() =>
+      0
+    );
+    if (stored < members.length) await sleep(200);
+  }
+  assert.equal(stored, members.length);
+  await Promise.all(
+    members.map((m) =>
+      webhook(pick(replicas), "participant_left", m, "CLIENT_INITIATED")
+    ),
+  );
+  await world.hs.waitFor(() => members.every((m) => sends(m) >= 1), 5_000);
+  await sleep(1_500);
+  for (const m of members) assert.equal(sends(m), 1, m.delayId);
+});

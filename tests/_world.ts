@@ -10,7 +10,8 @@ import {
 } from "./_fakes/homeserver.ts";
 import { type FakeSfu, startFakeSfu } from "./_fakes/sfu.ts";
 import { makeTestCa, type TestCa } from "./_fakes/tls.ts";
-import { API_KEY, API_SECRET } from "./_utils.ts";
+import { postWebhook, webhookBody } from "./_fakes/webhook.ts";
+import { API_KEY, API_SECRET, expectedHash } from "./_utils.ts";
 
 export interface World {
   ca: TestCa;
@@ -27,6 +28,18 @@ export interface World {
   env(extra?: Record<string, string>): Record<string, string>;
   /** A /get_token body for `user` on `server` with a fresh token that `hs`/`other` knows. */
   tokenRequest(options?: TokenRequestOptions): Record<string, unknown>;
+  /** A fresh call member with a delayed leave event of `timeoutMs`, and its job's names. */
+  delayedMember(
+    timeoutMs: number,
+    options?: DelayedMemberOptions,
+  ): DelayedMember;
+  /** Posts a signed participant webhook to a service; resolves its status. */
+  webhook(
+    serviceUrl: string,
+    event: string,
+    m: { room: string; identity: string },
+    reason?: string | number,
+  ): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -37,6 +50,26 @@ export interface TokenRequestOptions {
   member?: string;
   roomId?: string;
   delay?: { id: string; timeoutMs: number };
+}
+
+export interface DelayedMemberOptions {
+  roomId?: string;
+  delayId?: string;
+  memberId?: string;
+  restricted?: boolean;
+}
+
+/** A member of a call with a delayed leave event, as tests drive it. */
+export interface DelayedMember {
+  delayId: string;
+  /** The /delegate_delayed_leave (or /get_token) body. */
+  body: Record<string, unknown>;
+  userId: string;
+  /** The LiveKit room and identity the service derives (SPEC 7). */
+  room: string;
+  identity: string;
+  /** The job's Redis hash field (SPEC 12). */
+  field: string;
 }
 
 let counter = 0;
@@ -60,7 +93,7 @@ export async function startWorld(): Promise<World> {
     status: 200,
     body: { "m.homeserver": { base_url: `https://${otherName}` } },
   };
-  return {
+  const world: World = {
     ca,
     dns,
     hs,
@@ -106,9 +139,43 @@ export async function startWorld(): Promise<World> {
           : {}),
       };
     },
+    delayedMember(timeoutMs, options = {}) {
+      const n = ++counter;
+      const roomId = options.roomId ?? `!room-${n}:example.com`;
+      const memberId = options.memberId ?? `member-${n}`;
+      const delayId = options.delayId ??
+        `syd_${n}_${crypto.randomUUID().slice(0, 6)}`;
+      const body = world.tokenRequest({
+        roomId,
+        member: memberId,
+        restricted: options.restricted ?? false,
+        delay: { id: delayId, timeoutMs },
+      });
+      const userId = (body.member as Record<string, string>).claimed_user_id!;
+      const room = expectedHash([roomId, "m.call#"]);
+      const identity = expectedHash([userId, "DEVICE", memberId]);
+      return {
+        delayId,
+        body,
+        userId,
+        room,
+        identity,
+        field: JSON.stringify([room, identity]),
+      };
+    },
+    async webhook(serviceUrl, event, m, reason) {
+      const response = await postWebhook(
+        serviceUrl,
+        webhookBody(event, m.room, m.identity, reason),
+        { apiKey: API_KEY, apiSecret: API_SECRET },
+      );
+      await response.body?.cancel();
+      return response.status;
+    },
     async close() {
       await Promise.all([hs.close(), other.close(), sfu.close(), dns.close()]);
       await ca.cleanup();
     },
   };
+  return world;
 }

@@ -13,7 +13,12 @@ import {
   type ServiceProcess,
   startService,
 } from "../_utils.ts";
-import { startWorld, type World } from "../_world.ts";
+import {
+  type DelayedMember,
+  type DelayedMemberOptions,
+  startWorld,
+  type World,
+} from "../_world.ts";
 
 let world: World;
 let service: ServiceProcess;
@@ -32,47 +37,9 @@ Deno.test.afterAll(async () => {
 const sanitizers = { sanitizeOps: false, sanitizeResources: false };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Member {
-  delayId: string;
-  room: string;
-  identity: string;
-  userId: string;
-  body: Record<string, unknown>;
-}
-
-let memberCount = 0;
-
-/** A fresh member of `!<roomId>` with a delayed event `delayId` of `timeoutMs`. */
-function member(
-  timeoutMs: number,
-  options: {
-    roomId?: string;
-    delayId?: string;
-    memberId?: string;
-    restricted?: boolean;
-  } = {},
-): Member {
-  const n = ++memberCount;
-  const roomId = options.roomId ?? `!room-${n}:example.com`;
-  const memberId = options.memberId ?? `member-${n}`;
-  const delayId = options.delayId ??
-    `syd_${n}_${crypto.randomUUID().slice(0, 6)}`;
-  const body = world.tokenRequest({
-    roomId,
-    member: memberId,
-    localpart: "alice",
-    restricted: options.restricted ?? false,
-    delay: { id: delayId, timeoutMs },
-  });
-  const userId = (body.member as Record<string, string>).claimed_user_id!;
-  return {
-    delayId,
-    room: expectedHash([roomId, "m.call#"]),
-    identity: expectedHash([userId, "DEVICE", memberId]),
-    userId,
-    body,
-  };
-}
+type Member = DelayedMember;
+const member = (timeoutMs: number, options?: DelayedMemberOptions) =>
+  world.delayedMember(timeoutMs, options);
 
 async function delegate(m: Member): Promise<void> {
   const { status, body } = await service.post(
@@ -87,14 +54,8 @@ async function webhook(
   event: string,
   m: Member,
   reason?: string | number,
-): Promise<Response> {
-  const response = await postWebhook(
-    service.url,
-    webhookBody(event, m.room, m.identity, reason),
-    KEYS,
-  );
-  await response.body?.cancel();
-  return response;
+): Promise<{ status: number }> {
+  return { status: await world.webhook(service.url, event, m, reason) };
 }
 
 const restarts = (m: Member) => world.hs.calls("restart", m.delayId);

@@ -5,18 +5,10 @@
  */
 
 import assert from "node:assert/strict";
-import { postWebhook, webhookBody } from "../_fakes/webhook.ts";
 import { type RedisServer, redisSkipReason, startRedis } from "../_redis.ts";
-import {
-  API_KEY,
-  API_SECRET,
-  expectedHash,
-  type ServiceProcess,
-  startService,
-} from "../_utils.ts";
-import { startWorld, type World } from "../_world.ts";
+import { type ServiceProcess, startService } from "../_utils.ts";
+import { type DelayedMember, startWorld, type World } from "../_world.ts";
 
-const KEYS = { apiKey: API_KEY, apiSecret: API_SECRET };
 const LEASE_SECONDS = 3;
 const skip = redisSkipReason();
 if (skip !== undefined) console.log(`SKIPPED: multi-replica tests: ${skip}`);
@@ -60,26 +52,8 @@ function test(name: string, fn: () => Promise<void>) {
   });
 }
 
-let n = 0;
-
-function member(timeoutMs: number) {
-  const i = ++n;
-  const delayId = `syd_ha_${i}_${crypto.randomUUID().slice(0, 6)}`;
-  const body = world.tokenRequest({
-    roomId: `!ha-${i}:example.com`,
-    member: `m${i}`,
-    delay: { id: delayId, timeoutMs },
-  });
-  const userId = (body.member as Record<string, string>).claimed_user_id!;
-  return {
-    delayId,
-    body,
-    room: expectedHash([`!ha-${i}:example.com`, "m.call#"]),
-    identity: expectedHash([userId, "DEVICE", `m${i}`]),
-  };
-}
-
-type Member = ReturnType<typeof member>;
+type Member = DelayedMember;
+const member = (timeoutMs: number) => world.delayedMember(timeoutMs);
 
 async function delegate(replica: ServiceProcess, m: Member) {
   const { status, body } = await replica.post(
@@ -95,13 +69,7 @@ async function webhook(
   m: Member,
   reason?: string,
 ) {
-  const response = await postWebhook(
-    replica.url,
-    webhookBody(event, m.room, m.identity, reason),
-    KEYS,
-  );
-  await response.body?.cancel();
-  assert.equal(response.status, 200);
+  assert.equal(await world.webhook(replica.url, event, m, reason), 200);
 }
 
 const sends = (m: Member) => world.hs.calls("send", m.delayId).length;

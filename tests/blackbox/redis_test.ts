@@ -4,19 +4,11 @@
  */
 
 import assert from "node:assert/strict";
-import { postWebhook, webhookBody } from "../_fakes/webhook.ts";
 import { type RedisServer, redisSkipReason, startRedis } from "../_redis.ts";
-import {
-  API_KEY,
-  API_SECRET,
-  expectedHash,
-  type ServiceProcess,
-  startService,
-} from "../_utils.ts";
+import { type ServiceProcess, startService } from "../_utils.ts";
 import { startWorld, type World } from "../_world.ts";
 
 const HASH = "lk-jwt:jobs";
-const KEYS = { apiKey: API_KEY, apiSecret: API_SECRET };
 const skip = redisSkipReason();
 if (skip !== undefined) {
   console.log(`SKIPPED: Redis persistence tests: ${skip}`);
@@ -49,28 +41,7 @@ function test(name: string, fn: () => Promise<void>) {
   });
 }
 
-let n = 0;
-
-/** A delegation request for a fresh member, with the job key it should get. */
-function member(timeoutMs: number) {
-  const i = ++n;
-  const delayId = `syd_redis_${i}_${crypto.randomUUID().slice(0, 6)}`;
-  const body = world.tokenRequest({
-    roomId: `!redis-${i}:example.com`,
-    member: `m${i}`,
-    delay: { id: delayId, timeoutMs },
-  });
-  const userId = (body.member as Record<string, string>).claimed_user_id!;
-  const room = expectedHash([`!redis-${i}:example.com`, "m.call#"]);
-  const identity = expectedHash([userId, "DEVICE", `m${i}`]);
-  return {
-    delayId,
-    body,
-    room,
-    identity,
-    field: JSON.stringify([room, identity]),
-  };
-}
+const member = (timeoutMs: number) => world.delayedMember(timeoutMs);
 
 function serviceEnv(extra: Record<string, string> = {}) {
   return world.env({ LIVEKIT_REDIS_URL: redis.url, ...extra });
@@ -117,13 +88,7 @@ async function webhook(
   m: { room: string; identity: string },
   reason?: string,
 ) {
-  const response = await postWebhook(
-    service.url,
-    webhookBody(event, m.room, m.identity, reason),
-    KEYS,
-  );
-  await response.body?.cancel();
-  assert.equal(response.status, 200);
+  assert.equal(await world.webhook(service.url, event, m, reason), 200);
 }
 
 test("a job is written on start, updated on each restart and deleted at the end", async () => {

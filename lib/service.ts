@@ -124,6 +124,7 @@ export async function buildService(
         client,
         timeoutMs: limits.homeserverTimeoutMs,
         metrics,
+        log,
       }),
       client,
       breakers,

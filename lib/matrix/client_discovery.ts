@@ -52,11 +52,10 @@ export class ClientDiscovery {
     let url: string | undefined;
     try {
       const request = () =>
-        this.#client.request({
-          method: "GET",
-          url: new URL(`https://${serverName}/.well-known/matrix/client`),
-          timeoutMs: this.#timeoutMs,
-        });
+        this.#client.getFollowingRedirects(
+          new URL(`https://${serverName}/.well-known/matrix/client`),
+          this.#timeoutMs,
+        );
       const response = await this.#track("client_discovery", request, byStatus);
       if (response.status !== 200) return undefined;
       const base = JSON.parse(response.body)?.["m.homeserver"]?.base_url;

@@ -165,6 +165,46 @@ export class HomeserverHttpClient {
     });
   }
 
+  /**
+   * GETs a well-known document, following up to `maxRedirects` redirects to
+   * other HTTPS URLs (the spec lets servers delegate that way).
+   */
+  async getFollowingRedirects(
+    url: URL,
+    timeoutMs: number,
+    maxRedirects = 5,
+  ): Promise<HomeserverResponse> {
+    let current = url;
+    for (let hop = 0;; hop++) {
+      const response = await this.request({
+        method: "GET",
+        url: current,
+        timeoutMs,
+      });
+      const location = response.headers.get("location");
+      if (
+        ![301, 302, 303, 307, 308].includes(response.status) ||
+        location === null
+      ) {
+        return response;
+      }
+      if (hop >= maxRedirects) {
+        throw new TransportError(
+          `more than ${maxRedirects} redirects from ${url.host}`,
+        );
+      }
+      const next = URL.canParse(location, current)
+        ? new URL(location, current)
+        : undefined;
+      if (next?.protocol !== "https:") {
+        throw new TransportError(
+          `redirect from ${url.host} to a non-HTTPS URL`,
+        );
+      }
+      current = next;
+    }
+  }
+
   /** Closes pooled connections. */
   close(): void {
     this.#httpsAgent.destroy();

@@ -6,6 +6,7 @@
 import { orderSrv, type Resolver } from "./dns.ts";
 import type { HomeserverHttpClient } from "./http_client.ts";
 import { TtlCache } from "../ttl_cache.ts";
+import type { Logger } from "../log.ts";
 import { byStatus, type Metrics, type Track, untracked } from "../metrics.ts";
 
 /** Where and how to reach a homeserver's federation API. */
@@ -66,6 +67,7 @@ export interface ServerDiscoveryOptions {
   /** Time allowed for a well-known request. */
   timeoutMs?: number;
   metrics?: Metrics;
+  log?: Logger;
 }
 
 /** Resolves server names to federation targets, caching well-known and SRV answers. */
@@ -74,6 +76,7 @@ export class ServerDiscovery {
   readonly #client: HomeserverHttpClient;
   readonly #timeoutMs: number;
   readonly #track: Track;
+  readonly #log: Logger | undefined;
   /** `m.server` by host; undefined remembers "no delegation". */
   readonly wellKnown: TtlCache<string | undefined>;
   /** The SRV-derived target by host; undefined remembers "no SRV records". */
@@ -84,6 +87,7 @@ export class ServerDiscovery {
     this.#client = options.client;
     this.#timeoutMs = options.timeoutMs ?? WELL_KNOWN_TIMEOUT_MS;
     this.#track = options.metrics?.track ?? untracked;
+    this.#log = options.log;
     const now = options.now ?? Date.now;
     this.wellKnown = new TtlCache({
       now,
@@ -130,11 +134,10 @@ export class ServerDiscovery {
     let ttl = WELL_KNOWN_ERROR_TTL_MS;
     try {
       const request = () =>
-        this.#client.request({
-          method: "GET",
-          url: new URL(`https://${host}/.well-known/matrix/server`),
-          timeoutMs: this.#timeoutMs,
-        });
+        this.#client.getFollowingRedirects(
+          new URL(`https://${host}/.well-known/matrix/server`),
+          this.#timeoutMs,
+        );
       const response = await this.#track("server_discovery", request, byStatus);
       if (response.status === 200) {
         const server = JSON.parse(response.body)?.["m.server"];
@@ -143,8 +146,15 @@ export class ServerDiscovery {
           ttl = cacheLifetime(response.headers.get("cache-control"));
         }
       }
-    } catch {
+    } catch (err) {
       // Unreachable or not JSON: the spec says to go on without delegation.
+      this.#log?.debug(
+        "No usable /.well-known/matrix/server for {host}: {error}",
+        {
+          host,
+          error: err instanceof Error ? err.message : String(err),
+        },
+      );
     }
     this.wellKnown.set(host, value, ttl);
     return value;

@@ -54,6 +54,7 @@ Deno.test.beforeAll(async () => {
     wk = await startFakeHomeserver({
       ca,
       names: [
+        "wkredirect.test",
         "wk.test",
         "wkshort.test",
         "wknostore.test",
@@ -71,6 +72,7 @@ Deno.test.beforeAll(async () => {
   dns.a.set("fb.test", [fallbackIp]);
   for (
     const name of [
+      "wkredirect.test",
       "wk.test",
       "wkshort.test",
       "wknostore.test",
@@ -174,6 +176,26 @@ test("well-known delegation to a name with a port is followed", async () => {
   const { status, userinfo } = await exchange("wkdeleg.test", hs);
   assert.equal(status, 200);
   assert.deepEqual(userinfo.map((r) => r.host), [`hs.test:${hs.port}`]);
+}, true);
+
+test("a redirected well-known document is followed", async () => {
+  wk!.wellKnownServer = {
+    status: 302,
+    headers: {
+      Location: `https://hs.test:${hs.port}/.well-known/matrix/server`,
+    },
+  };
+  hs.wellKnownServer = {
+    status: 200,
+    body: { "m.server": `hs.test:${hs.port}` },
+  };
+  try {
+    const { status, userinfo } = await exchange("wkredirect.test", hs);
+    assert.equal(status, 200);
+    assert.deepEqual(userinfo.map((r) => r.host), [`hs.test:${hs.port}`]);
+  } finally {
+    hs.wellKnownServer = undefined;
+  }
 }, true);
 
 test("well-known delegation to an IP literal is followed", async () => {

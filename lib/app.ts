@@ -34,8 +34,6 @@ export interface DelayedLeaveRequest {
   /** Milliseconds, as the client sent it. */
   delayTimeoutMs: number;
   serverName: string;
-  /** The homeserver's Client-Server API base URL. */
-  csApiUrl: string;
   room: string;
   identity: string;
 }
@@ -310,11 +308,10 @@ class Routes {
         "Delayed event delegation is only available to users of full-access homeservers",
       );
     }
-    const csApiUrl = await this.#csApiUrl(a.serverName);
+    await this.#requireCsApi(a.serverName);
     await this.#deps.jobs.start({
       ...a.delay!,
       serverName: a.serverName,
-      csApiUrl,
       room: a.room,
       identity: a.identity,
     });
@@ -334,10 +331,9 @@ class Routes {
         "Delayed event delegation is only available to users of full-access homeservers",
       );
     }
-    // Resolved before the room is created, so a refusal leaves no room behind.
-    const csApiUrl = a.delay === undefined
-      ? undefined
-      : await this.#csApiUrl(a.serverName);
+    // Checked before the room is created, so a refusal leaves no room behind;
+    // the job finds the (then cached) URL again for each call.
+    if (a.delay !== undefined) await this.#requireCsApi(a.serverName);
     if (fullAccess) {
       try {
         const { created } = await this.#deps.rooms.createRoom(a.room);
@@ -351,11 +347,10 @@ class Routes {
         throw new MatrixError(500, "M_UNKNOWN", "Unable to create room on SFU");
       }
     }
-    if (a.delay !== undefined && csApiUrl !== undefined) {
+    if (a.delay !== undefined) {
       await this.#deps.jobs.start({
         ...a.delay,
         serverName: a.serverName,
-        csApiUrl,
         room: a.room,
         identity: a.identity,
       });
@@ -393,14 +388,13 @@ class Routes {
     }
   }
 
-  async #csApiUrl(serverName: string): Promise<string> {
-    const url = await this.#deps.clientDiscovery.resolve(serverName);
-    if (url === undefined) {
+  /** SPEC 3 step 7: a delegation needs the homeserver's Client-Server API. */
+  async #requireCsApi(serverName: string): Promise<void> {
+    if (await this.#deps.clientDiscovery.resolve(serverName) === undefined) {
       throw badJson(
         `Unable to find the Client-Server API of ${serverName} for delayed events`,
       );
     }
-    return url;
   }
 
   #isFullAccess(serverName: string): boolean {

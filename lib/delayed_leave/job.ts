@@ -195,6 +195,11 @@ export class Job {
         this.#log.debug("Restarted delayed event");
         if (!(await sleep(timeout * RESTART_AT, signal))) return;
       } else {
+        if (outcome === "notFound") {
+          this.#log.warn(
+            "The homeserver does not know the delayed event (404 on restart): it was sent or cancelled, or the homeserver lacks MSC4140's unauthenticated restart (Synapse before 1.143)",
+          );
+        }
         this.signal(
           outcome === "notFound"
             ? "delayedEventNotFound"

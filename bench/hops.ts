@@ -67,7 +67,7 @@ export interface HopsResult {
 
 /** Runs `op` for `seconds` with `concurrency` loops; latencies when sequential. */
 async function measure(
-  op: (i: number) => Promise<unknown>,
+  op: (i: number) => unknown,
   seconds: number,
   concurrency = 1,
 ): Promise<OpFigures> {

@@ -406,6 +406,9 @@ class Routes {
     const limit = this.#deps.maxBodyBytes;
     const declared = Number(request.headers.get("Content-Length") ?? "0");
     if (declared > limit) throw tooLarge(limit);
+    // With a Content-Length the server stops at it: read in one go, which is
+    // much cheaper than iterating the body stream.
+    if (request.headers.has("Content-Length")) return await request.text();
     if (request.body === null) return "";
     const chunks: Uint8Array[] = [];
     let size = 0;

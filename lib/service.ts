@@ -9,8 +9,7 @@ import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { delayedEventCall } from "./delayed_leave/delayed_events.ts";
 import { JobManager } from "./delayed_leave/jobs.ts";
-import { RedisCluster } from "./delayed_leave/redis_cluster.ts";
-import { RedisJobStore } from "./delayed_leave/redis_store.ts";
+import type { RedisCluster } from "./delayed_leave/redis_cluster.ts";
 import { type JobStore, MemoryJobStore } from "./delayed_leave/store.ts";
 import { RoomService } from "./livekit/room_service.ts";
 import { TokenSigner } from "./livekit/token.ts";
@@ -67,18 +66,22 @@ export async function buildService(
   let afterReconnect = () => {};
   const store: JobStore = config.redisUrl === undefined
     ? new MemoryJobStore()
-    : await RedisJobStore.connect({
-      url: config.redisUrl,
-      log,
-      onReconnect: () => afterReconnect(),
-    });
-  const cluster = config.multiReplica && config.redisUrl !== undefined
-    ? await RedisCluster.connect({
-      url: config.redisUrl,
-      leaseMs: config.replicaLeaseMs,
-      log,
-    })
-    : undefined;
+    // Loaded only when used: the redis client is ~12 MiB of resident code.
+    : await (await import("./delayed_leave/redis_store.ts")).RedisJobStore
+      .connect({
+        url: config.redisUrl,
+        log,
+        onReconnect: () => afterReconnect(),
+      });
+  const cluster: RedisCluster | undefined =
+    config.multiReplica && config.redisUrl !== undefined
+      ? await (await import("./delayed_leave/redis_cluster.ts")).RedisCluster
+        .connect({
+          url: config.redisUrl,
+          leaseMs: config.replicaLeaseMs,
+          log,
+        })
+      : undefined;
   if (config.redisUrl === undefined) {
     log.warn(
       "LIVEKIT_REDIS_URL is not set: delayed-leave jobs are kept in memory and lost on restart",

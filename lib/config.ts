@@ -68,6 +68,8 @@ export interface Limits {
   breakerCooldownMs: number;
   /** Time in-flight requests get to finish at shutdown. */
   shutdownTimeoutMs: number;
+  /** Delayed-leave jobs one process runs at most; more are refused with 503. */
+  maxJobs: number;
 }
 
 /** The start-up refusal: its message is the one line printed before exiting. */
@@ -270,6 +272,7 @@ export function loadConfig(sources: ConfigSources): Config {
     breakerFailures: int("LIVEKIT_BREAKER_FAILURES", 5),
     breakerCooldownMs: int("LIVEKIT_BREAKER_COOLDOWN_SECONDS", 30, 1) * 1000,
     shutdownTimeoutMs: int("LIVEKIT_SHUTDOWN_TIMEOUT_SECONDS", 10, 1) * 1000,
+    maxJobs: int("LIVEKIT_MAX_JOBS", 10_000, 1),
   };
 
   const multiText = get("LIVEKIT_MULTI_REPLICA").trim().toLowerCase();

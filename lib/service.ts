@@ -98,6 +98,7 @@ export async function buildService(
     sanityIntervalMs: config.sanityCheckIntervalSeconds * 1000,
     log,
     onOutcome: (outcome) => metrics.jobOutcomes.inc({ outcome }),
+    maxJobs: limits.maxJobs,
     ...(cluster ? { coordinator: cluster } : {}),
   });
   afterReconnect = () => void jobs.resaveAll();

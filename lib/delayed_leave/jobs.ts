@@ -1,7 +1,7 @@
 /** @module The set of running delayed-leave jobs: start, replace, signal, restore, shut down. */
 
 import type { DelayedLeaveRequest } from "../app.ts";
-import { badJson, MatrixError } from "../errors.ts";
+import { badJson, MatrixError, retryLater } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Presence } from "../livekit/room_service.ts";
 import { Job, type JobDeps } from "./job.ts";
@@ -67,6 +67,8 @@ export interface JobManagerOptions {
   onOutcome?: (outcome: JobOutcome) => void;
   /** Present in multi-replica mode. */
   coordinator?: Coordinator;
+  /** New jobs beyond this many are refused (restored and adopted ones are not). */
+  maxJobs?: number;
 }
 
 /** Runs one job per (room, identity). */
@@ -137,6 +139,17 @@ export class JobManager {
   start(request: DelayedLeaveRequest): Promise<void> {
     if (this.#shuttingDown) {
       throw new MatrixError(503, "M_UNKNOWN", "The service is shutting down");
+    }
+    const key = jobKey(request.room, request.identity);
+    const max = this.#options.maxJobs ?? Infinity;
+    if (this.#jobs.size >= max && !this.#jobs.has(key)) {
+      // Each job holds memory and timers: past the cap the heap would run out.
+      throw retryLater(
+        503,
+        "M_UNKNOWN",
+        `The service already keeps ${max} delayed leave events alive; retry later`,
+        60_000,
+      );
     }
     if (
       request.delayId.length > MAX_DELAY_ID_LENGTH ||

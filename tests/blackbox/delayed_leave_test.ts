@@ -565,3 +565,37 @@ Deno.test({
     assert.equal(sends(m).length, 0);
   },
 });
+
+Deno.test({
+  name:
+    "new jobs beyond LIVEKIT_MAX_JOBS are refused with 503; replacing one is not",
+  ...sanitizers,
+  async fn() {
+    const capped = await startService(world.env({ LIVEKIT_MAX_JOBS: "2" }));
+    try {
+      const [a, b, c] = [member(60_000), member(60_000), member(60_000)];
+      for (const m of [a, b]) {
+        assert.equal(
+          (await capped.post("/delegate_delayed_leave", m.body)).status,
+          200,
+        );
+      }
+      const refused = await capped.fetch("/delegate_delayed_leave", {
+        method: "POST",
+        body: JSON.stringify(c.body),
+      });
+      assert.equal(refused.status, 503);
+      assert.equal((await refused.json()).errcode, "M_UNKNOWN");
+      assert.equal(refused.headers.get("retry-after"), "60");
+      // The same participant handing over a new delayed event replaces its job.
+      const replacement = structuredClone(a.body);
+      replacement.delay_id = `${a.delayId}-2`;
+      assert.equal(
+        (await capped.post("/delegate_delayed_leave", replacement)).status,
+        200,
+      );
+    } finally {
+      await capped.stop();
+    }
+  },
+});

@@ -334,12 +334,12 @@ class Routes {
     // Checked before the room is created, so a refusal leaves no room behind;
     // the job finds the (then cached) URL again for each call.
     if (a.delay !== undefined) await this.#requireCsApi(a.serverName);
+    // One line per token: whether the room was made is a field of it.
+    let room: "created" | "existed" | undefined;
     if (fullAccess) {
       try {
         const { created } = await this.#deps.rooms.createRoom(a.room);
-        log.info(
-          created ? "Created LiveKit room" : "LiveKit room already existed",
-        );
+        room = created ? "created" : "existed";
       } catch (err) {
         log.error("Unable to create LiveKit room: {error}", {
           error: err instanceof Error ? err.message : String(err),
@@ -355,9 +355,10 @@ class Routes {
         identity: a.identity,
       });
     }
-    log.info(
-      fullAccess ? "Issued token (full access)" : "Issued token (restricted)",
-    );
+    log.info("Issued token", {
+      access: fullAccess ? "full" : "restricted",
+      ...(room === undefined ? {} : { livekitRoom: room }),
+    });
     return {
       url: this.#deps.config.livekitUrl,
       jwt: await this.#deps.signer.participantToken(a.identity, a.room),

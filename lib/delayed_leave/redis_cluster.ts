@@ -9,12 +9,12 @@
  * `lk-jwt:send:<field>:<delay id>`.
  */
 
-import { createClient } from "redis";
+import type { createClient } from "redis";
 import type { Logger } from "../log.ts";
 import type { Coordinator, CoordinatorHost } from "./jobs.ts";
 import { JOB_SIGNALS, type JobSignal, type JobState } from "./machine.ts";
 import { decodeRecord } from "./store.ts";
-import { JOBS_HASH } from "./redis_store.ts";
+import { JOBS_HASH, redisClient } from "./redis_store.ts";
 
 const OWNERS_HASH = "lk-jwt:owners";
 const STATES_HASH = "lk-jwt:states";
@@ -97,18 +97,9 @@ export class RedisCluster implements Coordinator {
 
   /** Connects the command and subscriber connections. */
   static async connect(options: RedisClusterOptions): Promise<RedisCluster> {
-    const make = () =>
-      createClient({
-        url: options.url,
-        disableOfflineQueue: true,
-        socket: {
-          connectTimeout: 5_000,
-          reconnectStrategy: (retries: number) =>
-            Math.min(100 * 2 ** retries, 2_000),
-        },
-      });
-    const client = make();
-    const subscriber = make();
+    // A shorter backoff: handover resumes soon after Redis is back.
+    const client = redisClient(options.url, 2_000);
+    const subscriber = redisClient(options.url, 2_000);
     let down = false;
     for (const c of [client, subscriber]) {
       c.on("error", () => {

@@ -22,6 +22,22 @@ export const CONNECT_TIMEOUT_MS = 5_000;
 
 type Client = ReturnType<typeof createClient>;
 
+/**
+ * A client that fails commands at once while disconnected (callers keep or
+ * retry what failed) and reconnects with backoff up to `maxBackoffMs`.
+ */
+export function redisClient(url: string, maxBackoffMs = 5_000): Client {
+  return createClient({
+    url,
+    disableOfflineQueue: true,
+    socket: {
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      reconnectStrategy: (retries: number) =>
+        Math.min(100 * 2 ** retries, maxBackoffMs),
+    },
+  });
+}
+
 export interface RedisStoreOptions {
   url: string;
   log: Logger;
@@ -44,16 +60,8 @@ export class RedisJobStore implements JobStore {
 
   /** Connects and pings; throws when Redis cannot be reached within {@link CONNECT_TIMEOUT_MS}. */
   static async connect(options: RedisStoreOptions): Promise<RedisJobStore> {
-    const client = createClient({
-      url: options.url,
-      // Fail commands at once while disconnected: the store keeps what failed.
-      disableOfflineQueue: true,
-      socket: {
-        connectTimeout: CONNECT_TIMEOUT_MS,
-        reconnectStrategy: (retries: number) =>
-          Math.min(100 * 2 ** retries, 5_000),
-      },
-    });
+    // Commands fail at once while disconnected: the store keeps what failed.
+    const client = redisClient(options.url);
     let lastError = "";
     client.on("error", (err: Error) => {
       const message = err.message || err.name;

@@ -6,7 +6,6 @@ import type { Logger } from "../log.ts";
 import type { Presence } from "../livekit/room_service.ts";
 import { Job, type JobDeps } from "./job.ts";
 import { JOB_STATES, type JobSignal, type JobState } from "./machine.ts";
-import type { CallOutcome } from "./retry.ts";
 import { jobKey, type JobRecord, type JobStore } from "./store.ts";
 
 /** The longest delay a client may hand over: a week. */
@@ -320,8 +319,5 @@ export class JobManager {
   }
 }
 
-/** Restart/send over the Client-Server API, as a {@link JobDeps.delayedEvent}. */
-export type DelayedEventCall = (
-  action: "restart" | "send",
-  record: JobRecord,
-) => Promise<CallOutcome | { kind: "unresolvable" }>;
+/** Restart/send over the Client-Server API: a {@link JobDeps.delayedEvent}. */
+export type DelayedEventCall = JobDeps["delayedEvent"];

@@ -522,9 +522,12 @@ try {
           runDelayedLeave(target, hs, sfu, {
             jobs,
             delayTimeoutMs,
-            windowSeconds: smoke
-              ? 1
-              : Math.max(10, (delayTimeoutMs * 1.6) / 1000),
+            // At least two restart periods (80 % of the timeout each), so
+            // the window cannot fall between two bursts of restarts.
+            windowSeconds: Math.max(
+              smoke ? 1 : 10,
+              (delayTimeoutMs * 1.6) / 1000,
+            ),
             webhookSeconds: smoke ? 1 : 5,
             webhookConnections: 16,
             createConcurrency: 32,

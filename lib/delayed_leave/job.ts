@@ -12,15 +12,19 @@ import {
   type JobState,
   transition,
 } from "./machine.ts";
-import { Backoff, type CallOutcome, sleep } from "./retry.ts";
+import { Backoff, type CallOutcome } from "./retry.ts";
 import type { JobRecord } from "./store.ts";
+import { Phase, sleep } from "./timers.ts";
 
 /** No wait of a job is longer than an hour. */
 export const MAX_WAIT_MS = 3600_000;
 /** Restart when this share of the delay has passed. */
 export const RESTART_AT = 0.8;
 
-/** The outside world a job acts on. */
+/**
+ * The outside world a job acts on: one object serves every job (callbacks
+ * get the job), so a job holds no closures of its own.
+ */
 export interface JobDeps {
   /** Restarts or sends the delayed event once; "unresolvable" when the CS API cannot be found. */
   delayedEvent(
@@ -31,14 +35,14 @@ export interface JobDeps {
   /** Persists the record (on each successful restart). */
   save(record: JobRecord): void;
   /** Told of each state the job enters. */
-  stateChanged?(state: JobState): void;
+  stateChanged?(job: Job, state: JobState): void;
   /**
    * Asked before the leave is sent: false when another replica sends (or
    * sent) it, so it goes out once. Throws when it cannot tell yet.
    */
-  claimSend?(): Promise<boolean>;
+  claimSend?(job: Job): Promise<boolean>;
   /** Told once the leave went out (or the homeserver had it already). */
-  sendDone?(): void;
+  sendDone?(job: Job): void;
   /** Called once when the job ends; `keepRecord` is false when its record should go. */
   ended(job: Job, keepRecord: boolean): void;
   /** Seconds between presence checks while connected; 0 for none. */
@@ -51,21 +55,26 @@ export interface JobDeps {
 /** One delayed-leave job: one participant's delayed leave event. */
 export class Job {
   readonly id = crypto.randomUUID().slice(0, 8);
+  /** The key of its room and identity, as in the store. */
+  readonly key: string;
   readonly record: JobRecord;
   #state: JobState = "Waiting";
   /** When the homeserver would send the event by itself, ms since the epoch. */
   #deadline: number;
-  /** Aborted by the effect "stop": ends whatever the current state runs. */
-  #phase = new AbortController();
+  /** Stopped by the effect "stop": ends whatever the current state runs. */
+  #phase = new Phase();
   readonly #deps: JobDeps;
-  readonly #now: () => number;
   #ended = false;
 
-  constructor(record: JobRecord, deps: JobDeps) {
+  constructor(key: string, record: JobRecord, deps: JobDeps) {
+    this.key = key;
     this.record = { ...record };
     this.#deps = deps;
-    this.#now = deps.now ?? Date.now;
     this.#deadline = record.restartedAt + record.delayTimeoutMs;
+  }
+
+  #now(): number {
+    return this.#deps.now?.() ?? Date.now();
   }
 
   /**
@@ -97,12 +106,12 @@ export class Job {
       for (const effect of effects) this.#run(effect);
       return;
     }
-    const signal = this.#phase.signal;
+    const phase = this.#phase;
     const waitMs = Math.min(MAX_WAIT_MS, this.record.delayTimeoutMs);
-    void sleep(waitMs, signal).then((fired) => {
+    void sleep(waitMs, phase).then((fired) => {
       if (fired) this.signal("waitingTimeout");
     });
-    void this.#lookUp(signal, waitMs);
+    void this.#lookUp(phase, waitMs);
   }
 
   /** Applies a signal; ignored signals change nothing. */
@@ -119,32 +128,32 @@ export class Job {
       to: state,
       signal,
     });
-    this.#deps.stateChanged?.(state);
+    this.#deps.stateChanged?.(this, state);
     for (const effect of effects) this.#run(effect);
   }
 
   /** Stops the job without acting and without touching its record (shutdown). */
   halt(): void {
-    this.#phase.abort();
+    this.#phase.stop();
     this.#ended = true;
   }
 
   #run(effect: JobEffect): void {
     switch (effect) {
       case "stop":
-        this.#phase.abort();
-        this.#phase = new AbortController();
+        this.#phase.stop();
+        this.#phase = new Phase();
         return;
       case "startRestarting":
-        void this.#restartLoop(this.#phase.signal);
+        void this.#restartLoop(this.#phase);
         return;
       case "startPresenceChecks":
         if (this.#deps.sanityIntervalMs > 0) {
-          void this.#presenceChecks(this.#phase.signal);
+          void this.#presenceChecks(this.#phase);
         }
         return;
       case "sendLeave":
-        void this.#sendLeave(this.#phase.signal);
+        void this.#sendLeave(this.#phase);
         return;
       case "finish":
         this.#end(false);
@@ -162,16 +171,16 @@ export class Job {
   }
 
   /** GetParticipant with backoff until found or `windowMs` has passed. */
-  async #lookUp(signal: AbortSignal, windowMs: number): Promise<void> {
+  async #lookUp(phase: Phase, windowMs: number): Promise<void> {
     const until = this.#now() + windowMs;
     const backoff = new Backoff(this.#deps.random);
-    while (!signal.aborted && this.#now() < until) {
+    while (!phase.stopped && this.#now() < until) {
       try {
         const presence = await this.#deps.getParticipant(
           this.record.room,
           this.record.identity,
         );
-        if (signal.aborted) return;
+        if (phase.stopped) return;
         if (presence === "present") {
           this.signal("participantFound");
           return;
@@ -182,24 +191,24 @@ export class Job {
         });
       }
       const wait = Math.min(backoff.next(), until - this.#now());
-      if (wait <= 0 || !(await sleep(wait, signal))) return;
+      if (wait <= 0 || !(await sleep(wait, phase))) return;
     }
   }
 
   /** Restart now and after each 80 % of the delay, until stopped or failed. */
-  async #restartLoop(signal: AbortSignal): Promise<void> {
+  async #restartLoop(phase: Phase): Promise<void> {
     const timeout = this.record.delayTimeoutMs;
     this.#deadline = this.#now() + timeout;
-    while (!signal.aborted) {
-      const outcome = await this.#retry("restart", signal, this.#deadline);
-      if (signal.aborted) return;
+    while (!phase.stopped) {
+      const outcome = await this.#retry("restart", phase, this.#deadline);
+      if (phase.stopped) return;
       if (outcome === "ok") {
         const now = this.#now();
         this.#deadline = now + timeout;
         this.record.restartedAt = now;
         this.#deps.save({ ...this.record });
         this.#log.debug("Restarted delayed event");
-        if (!(await sleep(timeout * RESTART_AT, signal))) return;
+        if (!(await sleep(timeout * RESTART_AT, phase))) return;
       } else {
         if (outcome === "notFound") {
           this.#log.warn(
@@ -219,14 +228,14 @@ export class Job {
   }
 
   /** Sends the leave, retrying within min(1 h, max(1 s, deadline − now)), then ends. */
-  async #sendLeave(signal: AbortSignal): Promise<void> {
+  async #sendLeave(phase: Phase): Promise<void> {
     const window = Math.min(
       MAX_WAIT_MS,
       Math.max(1_000, this.#deadline - this.#now()),
     );
     const until = this.#now() + window;
-    const claim = await this.#claimSend(signal, until);
-    if (signal.aborted) return;
+    const claim = await this.#claimSend(phase, until);
+    if (phase.stopped) return;
     if (claim === "elsewhere") {
       this.#log.info("Another replica sends this delayed leave event");
       this.#end(true);
@@ -239,10 +248,10 @@ export class Job {
       this.#end(false);
       return;
     }
-    const outcome = await this.#retry("send", signal, until);
-    if (signal.aborted) return;
+    const outcome = await this.#retry("send", phase, until);
+    if (phase.stopped) return;
     if (outcome === "ok" || outcome === "notFound") {
-      this.#deps.sendDone?.();
+      this.#deps.sendDone?.(this);
       this.#log.info(
         outcome === "ok"
           ? "Sent delayed leave event"
@@ -258,14 +267,14 @@ export class Job {
 
   /** Asks for the right to send, retrying (while Redis is away) until `until`. */
   async #claimSend(
-    signal: AbortSignal,
+    phase: Phase,
     until: number,
   ): Promise<"mine" | "elsewhere" | "unknown"> {
     if (this.#deps.claimSend === undefined) return "mine";
     const backoff = new Backoff(this.#deps.random);
-    while (!signal.aborted && this.#now() < until) {
+    while (!phase.stopped && this.#now() < until) {
       try {
-        return (await this.#deps.claimSend()) ? "mine" : "elsewhere";
+        return (await this.#deps.claimSend(this)) ? "mine" : "elsewhere";
       } catch (err) {
         this.#log.warn("Cannot claim the send yet: {error}", {
           error: err instanceof Error ? err.message : String(err),
@@ -273,7 +282,7 @@ export class Job {
       }
       await sleep(
         Math.min(backoff.next(), Math.max(0, until - this.#now())),
-        signal,
+        phase,
       );
     }
     return "unknown";
@@ -282,11 +291,11 @@ export class Job {
   /** One call retried with backoff (or the server's hint) until `until`. */
   async #retry(
     action: "restart" | "send",
-    signal: AbortSignal,
+    phase: Phase,
     until: number,
   ): Promise<"ok" | "notFound" | "unresolvable" | "expired"> {
     const backoff = new Backoff(this.#deps.random);
-    while (!signal.aborted) {
+    while (!phase.stopped) {
       if (this.#now() >= until) return "expired";
       let outcome;
       try {
@@ -297,7 +306,7 @@ export class Job {
           reason: err instanceof Error ? err.message : String(err),
         };
       }
-      if (signal.aborted) break;
+      if (phase.stopped) break;
       if (outcome.kind !== "retry") return outcome.kind;
       const wait = outcome.afterMs ?? backoff.next();
       this.#log.warn(
@@ -310,23 +319,23 @@ export class Job {
       );
       const left = until - this.#now();
       if (wait >= left) {
-        await sleep(Math.max(0, left), signal);
+        await sleep(Math.max(0, left), phase);
         return "expired";
       }
-      if (!(await sleep(wait, signal))) break;
+      if (!(await sleep(wait, phase))) break;
     }
     return "expired";
   }
 
   /** Every interval, a confirmed absence means the participant is gone. */
-  async #presenceChecks(signal: AbortSignal): Promise<void> {
-    while (await sleep(this.#deps.sanityIntervalMs, signal)) {
+  async #presenceChecks(phase: Phase): Promise<void> {
+    while (await sleep(this.#deps.sanityIntervalMs, phase)) {
       try {
         const presence = await this.#deps.getParticipant(
           this.record.room,
           this.record.identity,
         );
-        if (signal.aborted) return;
+        if (phase.stopped) return;
         if (presence === "absent") {
           this.signal("presenceGone");
           return;

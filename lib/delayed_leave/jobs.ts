@@ -77,9 +77,30 @@ export class JobManager {
   readonly #now: () => number;
   #shuttingDown = false;
 
+  /** Shared by every job: a job holds no closures of its own. */
+  readonly #jobDeps: JobDeps;
+
   constructor(options: JobManagerOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    const coordinator = options.coordinator;
+    this.#jobDeps = {
+      delayedEvent: options.delayedEvent,
+      getParticipant: options.getParticipant,
+      sanityIntervalMs: options.sanityIntervalMs,
+      log: options.log,
+      ...(options.now ? { now: options.now } : {}),
+      save: (r) => void options.store.save(r),
+      ended: (job, keepRecord) => this.#ended(job, keepRecord),
+      ...(coordinator === undefined ? {} : {
+        stateChanged: (job: Job, s: JobState) =>
+          coordinator.stateChanged(job.key, s),
+        claimSend: (job: Job) =>
+          coordinator.claimSend(job.key, job.record.delayId),
+        sendDone: (job: Job) =>
+          coordinator.sendDone(job.key, job.record.delayId),
+      }),
+    };
   }
 
   /** Starts multi-replica coordination; call after {@link restore} (single mode) or instead of it. */
@@ -279,21 +300,7 @@ export class JobManager {
     state: "Waiting" | "Connected" | "Disconnected" = "Waiting",
   ): Job {
     const key = jobKey(record.room, record.identity);
-    const coordinator = this.#options.coordinator;
-    const job = new Job(record, {
-      delayedEvent: this.#options.delayedEvent,
-      getParticipant: this.#options.getParticipant,
-      sanityIntervalMs: this.#options.sanityIntervalMs,
-      log: this.#options.log,
-      ...(this.#options.now ? { now: this.#options.now } : {}),
-      save: (r) => void this.#options.store.save(r),
-      ended: (ended, keepRecord) => this.#ended(key, ended, keepRecord),
-      ...(coordinator === undefined ? {} : {
-        stateChanged: (s: JobState) => coordinator.stateChanged(key, s),
-        claimSend: () => coordinator.claimSend(key, record.delayId),
-        sendDone: () => coordinator.sendDone(key, record.delayId),
-      }),
-    });
+    const job = new Job(key, record, this.#jobDeps);
     const previous = this.#jobs.get(key);
     this.#jobs.set(key, job);
     previous?.signal("replaced");
@@ -301,7 +308,8 @@ export class JobManager {
     return job;
   }
 
-  #ended(key: string, job: Job, keepRecord: boolean): void {
+  #ended(job: Job, keepRecord: boolean): void {
+    const key = job.key;
     this.#options.onOutcome?.(
       job.state === "Disconnected"
         ? "sent"

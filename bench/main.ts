@@ -8,7 +8,8 @@
  *   deno task bench --target http://127.0.0.1:8080 [--target-pid PID]
  *                                        # load a service that is already running
  *
- * Options: --seconds N (per /get_token run), --jobs N, --delay-timeout MS,
+ * Options: --seconds N (per /get_token run), --jobs N (also the in-process
+ * job-heap count), --delay-timeout MS,
  * --phases hops,startup,tokens,v8,jobs, --out FILE, --profile FILE (a
  * .cpuprofile of the service over the /get_token runs), --service-root DIR
  * (run main.ts of another checkout, e.g. a prototype), --v8-flags VALUE
@@ -24,6 +25,7 @@ import { makeTestCa } from "../tests/_fakes/tls.ts";
 import { runDelayedLeave } from "./delayed_leave.ts";
 import { BenchHomeserver, BenchSfu } from "./fakes.ts";
 import type { HopsConfig, HopsResult } from "./hops.ts";
+import type { JobHeapConfig, JobHeapResult } from "./job_heap.ts";
 import { memoryOf, ProcessSampler } from "./proc.ts";
 import { inspectorPort, InspectorProfiler, summarize } from "./profile.ts";
 import {
@@ -80,12 +82,17 @@ configureService({
   ...(args["service-root"] ? { root: args["service-root"] } : {}),
   ...(args["v8-flags"] !== undefined ? { v8Flags: args["v8-flags"] } : {}),
 });
-// perf needs V8 to write a map of its JIT code (/tmp/perf-<pid>.map).
+// perf needs V8 to write a map of its JIT code (/tmp/perf-<pid>.map); the
+// code log that comes with it goes to /tmp too, not into the checkout.
 if (args.perf !== undefined) {
   configureService({
     ...(args["service-root"] ? { root: args["service-root"] } : {}),
-    v8Flags: [shippedV8Flags(), "--perf-basic-prof"].filter((f) => f !== "")
-      .join(","),
+    v8Flags: [
+      shippedV8Flags(),
+      "--perf-basic-prof",
+      "--no-logfile-per-isolate",
+      "--logfile=/tmp/lk-jwt-bench-v8.log",
+    ].filter((f) => f !== "").join(","),
   });
 }
 const smoke = args.smoke;
@@ -202,7 +209,34 @@ async function benchTls(dir: string | undefined): Promise<{
   return { tls: { caFile, ...leaf }, cleanupCa: () => Promise.resolve() };
 }
 
-async function hops(): Promise<HopsResult> {
+/** Runs `script` (next to this file) in a child process and parses its JSON output. */
+async function child<T>(
+  script: string,
+  config: unknown,
+  v8Flags: string[] = [],
+): Promise<T> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      ...v8Flags.map((flag) => `--v8-flags=${flag}`),
+      new URL(script, import.meta.url).pathname,
+      JSON.stringify(config),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`bench/${script} failed`);
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+function jobHeap(): Promise<JobHeapResult> {
+  const config: JobHeapConfig = { jobs, root: serviceRoot() };
+  return child("./job_heap.ts", config, ["--expose-gc"]);
+}
+
+function hops(): Promise<HopsResult> {
   const config: HopsConfig = {
     serverName: fullName,
     sfuUrl: sfu.url,
@@ -213,19 +247,7 @@ async function hops(): Promise<HopsResult> {
     concurrency: 64,
     root: serviceRoot(),
   };
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL("./hops.ts", import.meta.url).pathname,
-      JSON.stringify(config),
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).output();
-  if (!out.success) throw new Error("bench/hops.ts failed");
-  return JSON.parse(new TextDecoder().decode(out.stdout));
+  return child("./hops.ts", config);
 }
 
 async function tokenRun(
@@ -512,6 +534,10 @@ try {
   }
 
   if (phases.has("jobs")) {
+    results.jobHeap = await jobHeap();
+    log(
+      `delayed leave: heap per job in-process after a full GC, ${jobs} jobs: ${results.jobHeap.waitingBytes} B waiting, ${results.jobHeap.connectedBytes} B connected`,
+    );
     const target = await startTarget();
     try {
       if (target.pid !== undefined) await sleep(smoke ? 200 : 1000);
@@ -615,6 +641,8 @@ if (phases.has("jobs")) {
     missing.push(`delayed-leave jobs connected: ${dl?.connected} of ${jobs}`);
   }
   positive("restarts/s", dl?.restartsPerSec);
+  positive("heap per waiting job", final.jobHeap?.waitingBytes);
+  positive("heap per connected job", final.jobHeap?.connectedBytes);
   positive("webhooks/s", dl?.webhooks.rps);
   if ((dl?.webhooks.errors ?? 1) > 0) {
     missing.push(`webhook errors: ${dl?.webhooks.errors}`);

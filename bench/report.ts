@@ -2,6 +2,7 @@
 
 import type { DelayedLeaveResult } from "./delayed_leave.ts";
 import type { HopsResult } from "./hops.ts";
+import type { JobHeapResult } from "./job_heap.ts";
 import type { WrkResult } from "./wrk.ts";
 
 export interface TokenRun extends WrkResult {
@@ -43,6 +44,8 @@ export interface Results {
   };
   getToken: TokenRun[];
   delayedLeave?: DelayedLeaveResult;
+  /** In-process heap of one job after a full GC (bench/job_heap.ts). */
+  jobHeap?: JobHeapResult;
   hops?: HopsResult;
   targets: TargetCheck[];
   /** Whatever makes figures doubtful (other load on the machine). */
@@ -218,6 +221,16 @@ export function markdown(r: Results): string {
       "memory per job (RSS, V8 heap used)",
       `${fmt(dl.rssPerJobKiB, " KiB", 2)}, ${fmt(dl.heapPerJobKiB, " KiB", 2)}`,
     );
+    if (r.jobHeap) {
+      row(
+        `heap per job in-process after a full GC (${
+          r.jobHeap.jobs.toLocaleString("en-US")
+        } jobs): waiting / connected`,
+        `${fmt(r.jobHeap.waitingBytes / 1024, " KiB", 2)} / ${
+          fmt(r.jobHeap.connectedBytes / 1024, " KiB", 2)
+        }`,
+      );
+    }
     row(
       "CPU while idle-restarting",
       `${fmt(dl.idleCpuPercent, " %")} of one core at ${

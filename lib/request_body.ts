@@ -1,7 +1,9 @@
 /**
  * @module Strict decoding of request bodies, with the semantics of the
- * reference's Go decoder: unknown fields are errors at any depth, `null` and
- * missing fields are zero values, wrong types are errors.
+ * reference's Go decoder: unknown fields are errors at any depth, keys match
+ * fields exactly or else case-insensitively, a later key overwrites an
+ * earlier one, `null` leaves a field as it was, missing fields are zero
+ * values, wrong types are errors.
  */
 
 import { notJson } from "./errors.ts";
@@ -87,33 +89,72 @@ export function decodeBody<T>(text: string, shape: Shape): T {
 function decodeObject(
   value: Record<string, unknown>,
   shape: Shape,
+  into: Record<string, unknown> = zeroOf(shape),
 ): Record<string, unknown> {
-  for (const key of Object.keys(value)) {
-    if (!Object.hasOwn(shape, key)) throw notJson();
+  for (const [key, item] of Object.entries(value)) {
+    const field = fieldOf(shape, key);
+    if (field === undefined) throw notJson();
+    into[field] = decodeField(item, shape[field]!, into[field]);
   }
-  const out: Record<string, unknown> = {};
-  for (const [key, type] of Object.entries(shape)) {
-    out[key] = decodeField(value[key], type);
-  }
-  return out;
+  return into;
 }
 
-function decodeField(value: unknown, type: FieldType): unknown {
+function zeroOf(shape: Shape): Record<string, unknown> {
+  const zero: Record<string, unknown> = {};
+  for (const [field, type] of Object.entries(shape)) {
+    zero[field] = type === "string" ? "" : type === "int" ? 0 : zeroOf(type);
+  }
+  return zero;
+}
+
+/** The field `key` names: the exact one, else one equal under Go's case folding. */
+function fieldOf(shape: Shape, key: string): string | undefined {
+  if (Object.hasOwn(shape, key)) return key;
+  const folded = foldName(key);
+  return Object.keys(shape).find((field) => foldName(field) === folded);
+}
+
+/**
+ * Go's `encoding/json` folding of names: ASCII letters upper-cased, and any
+ * other character to upper(lower(c)), which is ASCII for four of them.
+ * Every other non-ASCII character keeps a key from matching an ASCII field,
+ * so it needs no mapping here.
+ */
+function foldName(name: string): string {
+  return name.replace(/[a-z\u0130\u0131\u017f\u212a]/g, (c) => {
+    switch (c) {
+      case "\u0130": // İ: lower i, upper I
+      case "\u0131": // ı: upper I
+        return "I";
+      case "\u017f": // ſ: upper S
+        return "S";
+      case "\u212a": // Kelvin sign: lower k, upper K
+        return "K";
+      default:
+        return c.toUpperCase();
+    }
+  });
+}
+
+/** A JSON null leaves the field as it was, as in Go. */
+function decodeField(
+  value: unknown,
+  type: FieldType,
+  current: unknown,
+): unknown {
+  if (value === null) return current;
   if (type === "string") {
-    if (value === undefined || value === null) return "";
     if (typeof value !== "string") throw notJson();
     return value;
   }
   if (type === "int") {
-    if (value === undefined || value === null) return 0;
     if (typeof value !== "number" || !Number.isSafeInteger(value)) {
       throw notJson();
     }
     return value;
   }
-  if (value === undefined || value === null) return decodeObject({}, type);
   if (!isObject(value)) throw notJson();
-  return decodeObject(value, type);
+  return decodeObject(value, type, current as Record<string, unknown>);
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

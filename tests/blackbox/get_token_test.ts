@@ -115,6 +115,45 @@ Deno.test({
 });
 
 Deno.test({
+  name: "/get_token reads field names in any case, as the Go reference does",
+  ...sanitizers,
+  async fn() {
+    const body = world.tokenRequest({
+      restricted: true,
+      roomId: "!any-case:example.com",
+    });
+    const token = body.openid_token as Record<string, unknown>;
+    const member = body.member as Record<string, unknown>;
+    const shouting = {
+      ROOM_ID: body.room_id,
+      Slot_Id: body.slot_id,
+      OpenID_Token: {
+        Access_Token: token.access_token,
+        TOKEN_TYPE: token.token_type,
+        matrix_SERVER_name: token.matrix_server_name,
+        Expires_In: token.expires_in,
+      },
+      Member: {
+        ID: member.id,
+        Claimed_User_ID: member.claimed_user_id,
+        CLAIMED_DEVICE_ID: member.claimed_device_id,
+      },
+    };
+    const { status, body: answer } = await service.post("/get_token", shouting);
+    assert.equal(status, 200);
+    const { payload } = await verifyJwt(answer.jwt as string);
+    assert.equal(
+      payload.sub,
+      expectedHash([`@alice:${world.otherName}`, "DEVICE", "member-1"]),
+    );
+    assert.equal(
+      (payload.video as { room: string }).room,
+      expectedHash(["!any-case:example.com", "m.call#"]),
+    );
+  },
+});
+
+Deno.test({
   name: "/get_token answers 401 for a token the homeserver does not know",
   ...sanitizers,
   async fn() {

@@ -3,7 +3,7 @@
  * reference's Go decoder: unknown fields are errors at any depth, keys match
  * fields exactly or else case-insensitively, a later key overwrites an
  * earlier one, `null` leaves a field as it was, missing fields are zero
- * values, wrong types are errors.
+ * values, wrong types (numbers with a fraction or exponent included) are errors.
  */
 
 import { notJson } from "./errors.ts";
@@ -78,12 +78,33 @@ export const LEGACY_TOKEN_REQUEST: Shape = {
 export function decodeBody<T>(text: string, shape: Shape): T {
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = JSON.parse(text, reviveNumber);
   } catch {
     throw notJson();
   }
   if (!isObject(value)) throw notJson();
   return decodeObject(value, shape) as T;
+}
+
+/** What a number that Go's `int` would refuse becomes: a type error where it lands. */
+const NOT_AN_INT = Symbol("not an int");
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/**
+ * Go decodes only integer literals in int64's range into an `int`: `1.0`,
+ * `1e3` and 2^63 are type errors there although JSON.parse reads numbers.
+ */
+function reviveNumber(
+  _key: string,
+  value: unknown,
+  context?: { source?: string },
+): unknown {
+  const source = context?.source;
+  if (typeof value !== "number" || source === undefined) return value;
+  if (!/^-?\d+$/.test(source)) return NOT_AN_INT;
+  const n = BigInt(source);
+  return n < INT64_MIN || n > INT64_MAX ? NOT_AN_INT : Number(n);
 }
 
 function decodeObject(
@@ -148,7 +169,7 @@ function decodeField(
     return value;
   }
   if (type === "int") {
-    if (typeof value !== "number" || !Number.isSafeInteger(value)) {
+    if (typeof value !== "number" || !Number.isInteger(value)) {
       throw notJson();
     }
     return value;

@@ -112,11 +112,47 @@ Deno.test("decodeBody() refuses wrong types, fractions and unknown fields at any
   assertNotJson(JSON.stringify({ room_id: 5 }));
   assertNotJson(JSON.stringify({ ROOM_ID: 5 }));
   assertNotJson(JSON.stringify({ delay_timeout: 1.5 }));
-  assertNotJson(JSON.stringify({ delay_timeout: 2 ** 53 }));
   assertNotJson(JSON.stringify({ member: ["m"] }));
   assertNotJson(JSON.stringify({ openid_token: { access_token: "t", x: 1 } }));
   assertNotJson("[]");
   assertNotJson("{");
+});
+
+Deno.test("decodeBody() takes only integer literals in int64's range for integer fields, as Go's int", () => {
+  for (
+    const literal of [
+      "1.0",
+      "1e3",
+      "1E3",
+      "10e-1",
+      "-1.5",
+      "9223372036854775808",
+    ]
+  ) {
+    assertNotJson(`{"delay_timeout": ${literal}}`);
+    assertNotJson(`{"openid_token": {"expires_in": ${literal}}}`);
+  }
+  assert.equal(
+    decodeBody<TokenRequest>('{"delay_timeout": -0}', TOKEN_REQUEST)
+      .delay_timeout,
+    0,
+  );
+  assert.equal(
+    decodeBody<TokenRequest>(
+      '{"delay_timeout": 9223372036854775807}',
+      TOKEN_REQUEST,
+    )
+      .delay_timeout,
+    2 ** 63,
+  );
+  assert.equal(
+    decodeBody<TokenRequest>(
+      '{"openid_token": {"expires_in": 3600}}',
+      TOKEN_REQUEST,
+    )
+      .openid_token.expires_in,
+    3600,
+  );
 });
 
 Deno.test("decodeBody() keeps the legacy shape apart from the new one", () => {

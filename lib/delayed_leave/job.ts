@@ -45,7 +45,7 @@ export interface JobDeps {
   sendDone?(job: Job): void;
   /** Called once when the job ends; `keepRecord` is false when its record should go. */
   ended(job: Job, keepRecord: boolean): void;
-  /** Seconds between presence checks while connected; 0 for none. */
+  /** Milliseconds between presence checks while connected; 0 for none. */
   sanityIntervalMs: number;
   log: Logger;
   now?: () => number;

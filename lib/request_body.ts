@@ -3,7 +3,8 @@
  * reference's Go decoder: unknown fields are errors at any depth, keys match
  * fields exactly or else case-insensitively, a later key overwrites an
  * earlier one, `null` leaves a field as it was, missing fields are zero
- * values, wrong types (numbers with a fraction or exponent included) are errors.
+ * values, wrong types (numbers with a fraction or exponent included) are
+ * errors, and whatever follows the object is left unread.
  */
 
 import { notJson } from "./errors.ts";
@@ -78,12 +79,39 @@ export const LEGACY_TOKEN_REQUEST: Shape = {
 export function decodeBody<T>(text: string, shape: Shape): T {
   let value: unknown;
   try {
-    value = JSON.parse(text, reviveNumber);
+    value = JSON.parse(firstObject(text), reviveNumber);
   } catch {
     throw notJson();
   }
   if (!isObject(value)) throw notJson();
   return decodeObject(value, shape) as T;
+}
+
+/**
+ * The object `text` starts with: Go's Decoder reads one value and leaves
+ * whatever follows it unread, so `{…} junk` decodes there. The text as it
+ * is when it does not start with an object or the object does not close.
+ */
+function firstObject(text: string): string {
+  let i = 0;
+  while (i < text.length && " \t\r\n".includes(text[i]!)) i++;
+  if (text[i] !== "{") return text;
+  let depth = 0;
+  let inString = false;
+  for (; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === "\\") i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') {
+      inString = true;
+    } else if (c === "{" || c === "[") {
+      depth++;
+    } else if ((c === "}" || c === "]") && --depth === 0) {
+      return text.slice(0, i + 1);
+    }
+  }
+  return text;
 }
 
 /** What a number that Go's `int` would refuse becomes: a type error where it lands. */

@@ -155,6 +155,26 @@ Deno.test("decodeBody() takes only integer literals in int64's range for integer
   );
 });
 
+Deno.test("decodeBody() leaves what follows the object unread, as Go's Decoder", () => {
+  const roomOf = (text: string) =>
+    decodeBody<TokenRequest>(text, TOKEN_REQUEST).room_id;
+  assert.equal(roomOf('{"room_id": "!r:x"} and then some'), "!r:x");
+  assert.equal(roomOf('\n\t {"room_id": "!r:x"}{"unknown": 1}'), "!r:x");
+  assert.equal(roomOf('{"room_id": "}{"} ]'), "}{");
+  assert.equal(roomOf('{"room_id": "a\\"}"}x'), 'a"}');
+  assert.equal(
+    decodeBody<TokenRequest>(
+      '{"member": {"id": "m"}, "room_id": "!r:x"} {',
+      TOKEN_REQUEST,
+    ).member.id,
+    "m",
+  );
+  assertNotJson('{"room_id": "!r:x"');
+  assertNotJson('{"room_id": ["!r:x"}');
+  assertNotJson('{"room_id": "!r:x"]');
+  assertNotJson('x {"room_id": "!r:x"}');
+});
+
 Deno.test("decodeBody() keeps the legacy shape apart from the new one", () => {
   const legacy = decodeBody<LegacyTokenRequest>(
     JSON.stringify({ Room: "!r:x", Device_ID: "D" }),

@@ -33,8 +33,8 @@ export interface Coordinator {
   /** A job started here: this replica owns it from now on. */
   claimNew(field: string): Promise<void>;
   stateChanged(field: string, state: JobState): void;
-  /** Sends a signal to whichever replica owns the job. */
-  route(field: string, signal: JobSignal): Promise<void>;
+  /** Sends a signal to whichever replica owns the job; false when Redis knows no such job. */
+  route(field: string, signal: JobSignal): Promise<boolean>;
   /** Whether this replica may send the job's leave; throws when it cannot tell yet. */
   claimSend(field: string, delayId: string): Promise<boolean>;
   sendDone(field: string, delayId: string): void;
@@ -45,8 +45,8 @@ export interface Coordinator {
 
 /** What a {@link Coordinator} may ask of the local jobs. */
 export interface CoordinatorHost {
-  /** Applies a signal to the local job of `field`, if there is one. */
-  apply(field: string, signal: JobSignal): void;
+  /** Applies a signal to the local job of `field`; false when there is none here. */
+  apply(field: string, signal: JobSignal): boolean;
   /** Runs a job taken over from a replica that died, in the state it had. */
   adopt(job: OwnedJob, pendingSignal: JobSignal | undefined): void;
   /** Stops the local job of `field` without acting: another replica owns it now. */
@@ -108,7 +108,11 @@ export class JobManager {
     const coordinator = this.#options.coordinator;
     if (coordinator === undefined) return;
     coordinator.attach({
-      apply: (field, signal) => this.#jobs.get(field)?.signal(signal),
+      apply: (field, signal) => {
+        const job = this.#jobs.get(field);
+        job?.signal(signal);
+        return job !== undefined;
+      },
       adopt: (job, pending) => {
         if (this.#shuttingDown) return;
         if (job.record.restartedAt + job.record.delayTimeoutMs <= this.#now()) {
@@ -219,17 +223,31 @@ export class JobManager {
     const field = jobKey(room, identity);
     const coordinator = this.#options.coordinator;
     if (coordinator !== undefined) {
-      coordinator.route(field, signal).catch((err) => {
-        // Redis is away: the local job, if any, still hears it.
-        this.#options.log.warn("Cannot route {signal} through Redis: {error}", {
-          signal,
-          error: err instanceof Error ? err.message : String(err),
-        });
-        this.#jobs.get(field)?.signal(signal);
-      });
+      coordinator.route(field, signal).then(
+        (routed) => {
+          // A job only here (its records not yet back in Redis) still hears it.
+          if (!routed) this.#deliver(room, identity, signal);
+        },
+        (err) => {
+          // Redis is away: the local job, if any, still hears it.
+          this.#options.log.warn(
+            "Cannot route {signal} through Redis: {error}",
+            {
+              signal,
+              error: err instanceof Error ? err.message : String(err),
+            },
+          );
+          this.#deliver(room, identity, signal);
+        },
+      );
       return;
     }
-    const job = this.#jobs.get(field);
+    this.#deliver(room, identity, signal);
+  }
+
+  /** Applies a signal to the local job of (room, identity), if any. */
+  #deliver(room: string, identity: string, signal: JobSignal): void {
+    const job = this.#jobs.get(jobKey(room, identity));
     if (job === undefined) {
       this.#options.log.debug("No job for {signal}", {
         room,

@@ -4,9 +4,12 @@
  * `lk-jwt:owners`; a replica is alive while its heartbeat key
  * `lk-jwt:replica:<id>` exists (it expires after the lease time). Signals go
  * through the pub/sub channel `lk-jwt:signals` to whichever replica owns the
- * job, and the last one is kept in `lk-jwt:pending` for a replica that takes
- * the job over. A leave is sent only by the replica that wins
- * `lk-jwt:send:<field>:<delay id>`.
+ * job, and each is kept in `lk-jwt:pending` until the owner has applied it:
+ * a replica that takes the job over, or an owner whose subscription was
+ * down, applies what is left there. A job with no owner at all (written
+ * before its owner re-asserted it after a Redis restart, or by the reference)
+ * is taken over only once it has stayed so for a lease. A leave is sent only
+ * by the replica that wins `lk-jwt:send:<field>:<delay id>`.
  */
 
 import type { createClient } from "redis";
@@ -48,6 +51,26 @@ if holder == false or holder == ARGV[1] or redis.call('EXISTS', ARGV[3] .. holde
 end
 return 0`;
 
+/**
+ * Publishes a signal for a job Redis knows (stored or owned), keeping it
+ * pending until applied; signals for participants without a job leave
+ * nothing behind. KEYS = jobs, owners, pending; ARGV = field, signal, message.
+ */
+const ROUTE = `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('PUBLISH', '${CHANNEL}', ARGV[3])
+return 1`;
+
+/** Deletes a pending signal once applied, unless a newer one replaced it. */
+const CONSUME = `
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0`;
+
 /** Deletes a field's coordination entries if this replica still owns it. */
 const RELEASE = `
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
@@ -78,6 +101,8 @@ export class RedisCluster implements Coordinator {
   #timer: ReturnType<typeof setInterval> | undefined;
   #scanning = false;
   #closed = false;
+  /** Fields seen in `lk-jwt:jobs` with no owner, and since when (ms). */
+  #ownerless = new Map<string, number>();
 
   private constructor(
     client: Client,
@@ -100,22 +125,30 @@ export class RedisCluster implements Coordinator {
     // A shorter backoff: handover resumes soon after Redis is back.
     const client = redisClient(options.url, 2_000);
     const subscriber = redisClient(options.url, 2_000);
-    let down = false;
-    for (const c of [client, subscriber]) {
-      c.on("error", () => {
-        down = true;
-      });
-    }
+    let clientDown = false;
+    let subscriberDown = false;
+    client.on("error", () => {
+      clientDown = true;
+    });
+    subscriber.on("error", () => {
+      subscriberDown = true;
+    });
     await client.connect();
     await subscriber.connect();
     const cluster = new RedisCluster(client, subscriber, options);
     client.on("ready", () => {
-      if (!down) return;
-      down = false;
+      if (!clientDown) return;
+      clientDown = false;
       options.log.info(
         "Redis is back: renewing the heartbeat and re-asserting jobs",
       );
       void cluster.#recover();
+    });
+    // Signals published while the subscription was down are still pending.
+    subscriber.on("ready", () => {
+      if (!subscriberDown) return;
+      subscriberDown = false;
+      void cluster.#applyPending();
     });
     return cluster;
   }
@@ -159,11 +192,16 @@ export class RedisCluster implements Coordinator {
     });
   }
 
-  async route(field: string, signal: JobSignal): Promise<void> {
-    await this.#client.multi()
-      .hSet(PENDING_HASH, field, signal)
-      .publish(CHANNEL, JSON.stringify({ type: "signal", field, signal }))
-      .exec();
+  async route(field: string, signal: JobSignal): Promise<boolean> {
+    const routed = await this.#client.eval(ROUTE, {
+      keys: [JOBS_HASH, OWNERS_HASH, PENDING_HASH],
+      arguments: [
+        field,
+        signal,
+        JSON.stringify({ type: "signal", field, signal }),
+      ],
+    });
+    return routed === 1;
   }
 
   async claimSend(field: string, delayId: string): Promise<boolean> {
@@ -215,7 +253,9 @@ export class RedisCluster implements Coordinator {
     }
     if (typeof data?.field !== "string") return;
     if (data.type === "signal" && JOB_SIGNALS.includes(data.signal)) {
-      this.#host?.apply(data.field, data.signal);
+      if (this.#host?.apply(data.field, data.signal)) {
+        this.#consume(data.field, data.signal);
+      }
     } else if (data.type === "claim" && data.owner !== this.id) {
       this.#host?.halt(data.field);
     }
@@ -229,6 +269,34 @@ export class RedisCluster implements Coordinator {
       });
     } catch {
       // Redis is away; the outage is logged by the store.
+    }
+  }
+
+  /** Drops a pending signal this replica applied (best effort: applying it twice is harmless). */
+  #consume(field: string, signal: JobSignal): void {
+    this.#client.eval(CONSUME, {
+      keys: [PENDING_HASH],
+      arguments: [field, signal],
+    }).catch(() => {});
+  }
+
+  /** Applies the signals left pending for the jobs here (missed while unsubscribed). */
+  async #applyPending(): Promise<void> {
+    const fields = this.#host?.owned().map((j) => j.field) ?? [];
+    if (fields.length === 0) return;
+    try {
+      const pending = await this.#client.hmGet(PENDING_HASH, fields);
+      fields.forEach((field, i) => {
+        const signal = pending[i] as JobSignal | null | undefined;
+        if (signal == null || !JOB_SIGNALS.includes(signal)) return;
+        this.#log.info("Applying {signal} to {field}, missed while away", {
+          signal,
+          field,
+        });
+        if (this.#host?.apply(field, signal)) this.#consume(field, signal);
+      });
+    } catch {
+      // Redis went away again; the next reconnect tries again.
     }
   }
 
@@ -266,11 +334,18 @@ export class RedisCluster implements Coordinator {
       ]);
       const mine = new Set(this.#host.owned().map((j) => j.field));
       const alive = new Map<string, boolean>();
+      const now = Date.now();
+      const ownerless = new Map<string, number>();
       for (const field of fields) {
         if (mine.has(field)) continue;
         const owner = owners[field] ?? "";
         if (owner === this.id) continue;
-        if (owner !== "") {
+        if (owner === "") {
+          // Its owner may be re-asserting it after a Redis restart.
+          const since = this.#ownerless.get(field) ?? now;
+          ownerless.set(field, since);
+          if (now - since < this.#options.leaseMs) continue;
+        } else {
           if (!alive.has(owner)) {
             alive.set(
               owner,
@@ -284,8 +359,10 @@ export class RedisCluster implements Coordinator {
           arguments: [field, owner, this.id],
         });
         if (taken !== 1) continue;
+        ownerless.delete(field);
         await this.#adopt(field, owner);
       }
+      this.#ownerless = ownerless;
     } catch (err) {
       this.#log.debug("Orphan scan failed: {error}", {
         error: err instanceof Error ? err.message : String(err),
@@ -324,11 +401,13 @@ export class RedisCluster implements Coordinator {
       CHANNEL,
       JSON.stringify({ type: "claim", field, owner: this.id }),
     );
+    const signal = JOB_SIGNALS.includes(pending as JobSignal)
+      ? pending as JobSignal
+      : undefined;
     this.#host?.adopt(
       { field, record, state: (state ?? "Waiting") as JobState },
-      JOB_SIGNALS.includes(pending as JobSignal)
-        ? pending as JobSignal
-        : undefined,
+      signal,
     );
+    if (signal !== undefined) this.#consume(field, signal);
   }
 }

@@ -187,6 +187,92 @@ test("200 jobs over three replicas with webhooks to random replicas all end once
   assert.equal(left, 0, "every job ended and was deleted");
 });
 
+test("webhooks for participants without a job leave nothing in Redis", async () => {
+  const m = member(3000);
+  await webhook(pick(replicas), "participant_joined", m);
+  await webhook(pick(replicas), "participant_left", m, "CLIENT_INITIATED");
+  await sleep(300);
+  const left = await redis.withClient((c) =>
+    Promise.all(
+      ["lk-jwt:pending", "lk-jwt:owners", "lk-jwt:jobs"].map((hash) =>
+        c.hExists(hash, m.field).then(Boolean)
+      ),
+    )
+  );
+  assert.deepEqual(left, [false, false, false]);
+});
+
+test("a signal published while the owner's subscription is down is applied when it is back", async () => {
+  const [a, b] = replicas as [ServiceProcess, ServiceProcess];
+  const m = member(20_000);
+  await delegate(a, m);
+  await webhook(a, "participant_joined", m);
+  await world.hs.waitFor(() => restarts(m) >= 1, 2_000);
+  await redis.withClient(async (c) => {
+    // Every subscriber loses its connection and cannot reconnect while
+    // Redis takes no new clients: replica A hears nothing meanwhile.
+    const [, max] = await c.sendCommand(["CONFIG", "GET", "maxclients"]) as [
+      string,
+      string,
+    ];
+    await c.sendCommand(["CONFIG", "SET", "maxclients", "1"]);
+    try {
+      await c.sendCommand(["CLIENT", "KILL", "TYPE", "pubsub"]);
+      await webhook(b, "participant_left", m, "CLIENT_INITIATED");
+      await sleep(500);
+      assert.equal(sends(m), 0, "nobody heard the signal yet");
+    } finally {
+      await c.sendCommand(["CONFIG", "SET", "maxclients", max]);
+    }
+  });
+  // Well before the 20 s delay would send it anyway.
+  await world.hs.waitFor(() => sends(m) === 1, 5_000);
+  await sleep(1_000);
+  assert.equal(sends(m), 1);
+  assert.equal(
+    await redis.withClient((c) =>
+      c.hExists("lk-jwt:pending", m.field).then(Boolean)
+    ),
+    false,
+    "the applied signal is no longer pending",
+  );
+});
+
+test("a stored job without an owner is left a lease for its owner, then taken over", async () => {
+  const m = member(20_000);
+  // As the reference writes it, with no owner: as after a Redis restart,
+  // before the owner has re-asserted its jobs.
+  const value = JSON.stringify({
+    Params: {
+      DelayId: m.delayId,
+      DelayTimeout: 20_000_000_000,
+      ServerName: world.hsName,
+      LiveKitRoom: m.room,
+      LiveKitIdentity: m.identity,
+    },
+    RestartedAt: new Date().toISOString(),
+  });
+  world.sfu.addParticipant(m.room, m.identity);
+  const written = Date.now();
+  await redis.withClient((c) => c.hSet("lk-jwt:jobs", m.field, value));
+  await sleep((LEASE_SECONDS * 1000) / 2);
+  assert.equal(
+    await redis.withClient((c) =>
+      c.hExists("lk-jwt:owners", m.field).then(Boolean)
+    ),
+    false,
+    "not taken within half a lease",
+  );
+  await world.hs.waitFor(() => restarts(m) >= 1, (LEASE_SECONDS + 3) * 1000);
+  const adopted = world.hs.calls("restart", m.delayId)[0]!.at - written;
+  assert.ok(adopted >= LEASE_SECONDS * 1000, `taken after ${adopted} ms`);
+  world.sfu.removeParticipant(m.room, m.identity);
+  await webhook(pick(replicas), "participant_left", m, "CLIENT_INITIATED");
+  await world.hs.waitFor(() => sends(m) === 1, 2_000);
+  await sleep(1_000);
+  assert.equal(sends(m), 1);
+});
+
 test("a Redis restart (losing everything) loses no job and sends nothing twice", async () => {
   const members = Array.from({ length: 6 }, () => member(20_000));
   for (const m of members) await delegate(pick(replicas), m);

@@ -103,3 +103,25 @@ export async function startRedis(): Promise<RedisServer> {
   await server.start();
   return server;
 }
+
+/**
+ * A `lk-jwt:jobs` value as the reference writes it (SPEC 12): Go field
+ * names, the timeout in nanoseconds, `RestartedAt` as RFC 3339.
+ */
+export function referenceJobValue(
+  m: { delayId: string; room: string; identity: string },
+  serverName: string,
+  delayTimeoutMs: number,
+  restartedAt: string,
+): string {
+  return JSON.stringify({
+    Params: {
+      DelayId: m.delayId,
+      DelayTimeout: delayTimeoutMs * 1_000_000,
+      ServerName: serverName,
+      LiveKitRoom: m.room,
+      LiveKitIdentity: m.identity,
+    },
+    RestartedAt: restartedAt,
+  });
+}

@@ -5,7 +5,12 @@
  */
 
 import assert from "node:assert/strict";
-import { type RedisServer, redisSkipReason, startRedis } from "../_redis.ts";
+import {
+  type RedisServer,
+  redisSkipReason,
+  referenceJobValue,
+  startRedis,
+} from "../_redis.ts";
 import { type ServiceProcess, startService } from "../_utils.ts";
 import { type DelayedMember, startWorld, type World } from "../_world.ts";
 
@@ -242,16 +247,12 @@ test("a stored job without an owner is left a lease for its owner, then taken ov
   const m = member(20_000);
   // As the reference writes it, with no owner: as after a Redis restart,
   // before the owner has re-asserted its jobs.
-  const value = JSON.stringify({
-    Params: {
-      DelayId: m.delayId,
-      DelayTimeout: 20_000_000_000,
-      ServerName: world.hsName,
-      LiveKitRoom: m.room,
-      LiveKitIdentity: m.identity,
-    },
-    RestartedAt: new Date().toISOString(),
-  });
+  const value = referenceJobValue(
+    m,
+    world.hsName,
+    20_000,
+    new Date().toISOString(),
+  );
   world.sfu.addParticipant(m.room, m.identity);
   const written = Date.now();
   await redis.withClient((c) => c.hSet("lk-jwt:jobs", m.field, value));

@@ -4,7 +4,12 @@
  */
 
 import assert from "node:assert/strict";
-import { type RedisServer, redisSkipReason, startRedis } from "../_redis.ts";
+import {
+  type RedisServer,
+  redisSkipReason,
+  referenceJobValue,
+  startRedis,
+} from "../_redis.ts";
 import { type ServiceProcess, startService } from "../_utils.ts";
 import { startWorld, type World } from "../_world.ts";
 
@@ -181,16 +186,12 @@ test("SIGTERM leaves persisted jobs in Redis and sends nothing", async () => {
 
 test("expired jobs are deleted at start-up and unreadable ones are skipped with a warning", async () => {
   const expired = member(1000);
-  const expiredValue = JSON.stringify({
-    Params: {
-      DelayId: expired.delayId,
-      DelayTimeout: 1_000_000_000,
-      ServerName: world.hsName,
-      LiveKitRoom: expired.room,
-      LiveKitIdentity: expired.identity,
-    },
-    RestartedAt: "2026-01-01T00:00:00.123456789Z",
-  });
+  const expiredValue = referenceJobValue(
+    expired,
+    world.hsName,
+    1000,
+    "2026-01-01T00:00:00.123456789Z",
+  );
   await redis.withClient(async (c) => {
     await c.hSet(HASH, expired.field, expiredValue);
     await c.hSet(HASH, '["broken","entry"]', "{not json");

@@ -8,7 +8,8 @@
  * a replica that takes the job over, or an owner whose subscription was
  * down, applies what is left there. A job with no owner at all (written
  * before its owner re-asserted it after a Redis restart, or by the reference)
- * is taken over only once it has stayed so for a lease. A leave is sent only
+ * is taken over only once it has stayed so for a lease. A signal that
+ * arrives while Redis is away is routed once it is back. A leave is sent only
  * by the replica that wins `lk-jwt:send:<field>:<delay id>`.
  */
 
@@ -26,6 +27,9 @@ const CHANNEL = "lk-jwt:signals";
 const replicaKey = (id: string) => `lk-jwt:replica:${id}`;
 const sendKey = (field: string, delayId: string) =>
   `lk-jwt:send:${field}:${delayId}`;
+/** Signals that could not be routed while Redis was away: at most this many, kept this long. */
+const MAX_UNROUTED = 10_000;
+const UNROUTED_TTL_MS = 10 * 60_000;
 /** Send claims outlive any job (an hour at most) by a margin. */
 const SEND_CLAIM_TTL_MS = 2 * 3600_000;
 
@@ -103,6 +107,11 @@ export class RedisCluster implements Coordinator {
   #closed = false;
   /** Fields seen in `lk-jwt:jobs` with no owner, and since when (ms). */
   #ownerless = new Map<string, number>();
+  /** Signals received while Redis was away, oldest first: routed once it is back. */
+  #unrouted = new Map<string, { signal: JobSignal; at: number }>();
+  /** When the command connection last came back (ms); 0 while it never dropped. */
+  #backSince = 0;
+  #replaying = false;
 
   private constructor(
     client: Client,
@@ -142,7 +151,8 @@ export class RedisCluster implements Coordinator {
       options.log.info(
         "Redis is back: renewing the heartbeat and re-asserting jobs",
       );
-      void cluster.#recover();
+      cluster.#backSince = Date.now();
+      void cluster.#recover().then(() => cluster.#replay());
     });
     // Signals published while the subscription was down are still pending.
     subscriber.on("ready", () => {
@@ -164,6 +174,7 @@ export class RedisCluster implements Coordinator {
     this.#timer = setInterval(() => {
       void this.#heartbeat();
       void this.#adoptOrphans();
+      void this.#replay();
     }, tick);
     this.#log.info(
       "Multi-replica mode: replica {replica}, lease {leaseMs} ms",
@@ -193,6 +204,20 @@ export class RedisCluster implements Coordinator {
   }
 
   async route(field: string, signal: JobSignal): Promise<boolean> {
+    try {
+      return await this.#route(field, signal);
+    } catch (err) {
+      // The owner may be another replica: routed once Redis is back.
+      this.#unrouted.delete(field);
+      this.#unrouted.set(field, { signal, at: Date.now() });
+      if (this.#unrouted.size > MAX_UNROUTED) {
+        this.#unrouted.delete(this.#unrouted.keys().next().value!);
+      }
+      throw err;
+    }
+  }
+
+  async #route(field: string, signal: JobSignal): Promise<boolean> {
     const routed = await this.#client.eval(ROUTE, {
       keys: [JOBS_HASH, OWNERS_HASH, PENDING_HASH],
       arguments: [
@@ -202,6 +227,35 @@ export class RedisCluster implements Coordinator {
       ],
     });
     return routed === 1;
+  }
+
+  /**
+   * Routes the signals received while Redis was away. One for a job Redis
+   * does not know yet waits until every replica has had time to write its
+   * jobs again (two leases); most are for participants without a job.
+   */
+  async #replay(): Promise<void> {
+    if (this.#replaying || this.#unrouted.size === 0) return;
+    this.#replaying = true;
+    try {
+      const now = Date.now();
+      const settled = now - this.#backSince > 2 * this.#options.leaseMs;
+      for (const [field, { signal, at }] of [...this.#unrouted]) {
+        if (now - at > UNROUTED_TTL_MS) {
+          this.#unrouted.delete(field);
+          continue;
+        }
+        if (await this.#route(field, signal) || settled) {
+          if (this.#unrouted.get(field)?.at === at) {
+            this.#unrouted.delete(field);
+          }
+        }
+      }
+    } catch {
+      // Still away; the next tick tries again.
+    } finally {
+      this.#replaying = false;
+    }
   }
 
   async claimSend(field: string, delayId: string): Promise<boolean> {

@@ -25,10 +25,16 @@ type Client = ReturnType<typeof createClient>;
 /**
  * A client that fails commands at once while disconnected (callers keep or
  * retry what failed) and reconnects with backoff up to `maxBackoffMs`.
+ *
+ * It names itself (`CLIENT SETNAME`, also handy in `CLIENT LIST`): without a
+ * handshake command whose failure counts, node-redis 5 takes a connection
+ * that a dying server accepted and reset at once for ready, and is then stuck
+ * on a dead socket for good.
  */
 export function redisClient(url: string, maxBackoffMs = 5_000): Client {
   return createClient({
     url,
+    name: "lk-jwt-service",
     disableOfflineQueue: true,
     socket: {
       connectTimeout: CONNECT_TIMEOUT_MS,

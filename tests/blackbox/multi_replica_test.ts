@@ -274,6 +274,24 @@ test("a stored job without an owner is left a lease for its owner, then taken ov
   assert.equal(sends(m), 1);
 });
 
+test("a webhook that reached another replica while Redis was down is delivered once it is back", async () => {
+  const [a, b] = replicas as [ServiceProcess, ServiceProcess];
+  const m = member(20_000);
+  await delegate(a, m);
+  await webhook(a, "participant_joined", m);
+  await world.hs.waitFor(() => restarts(m) >= 1, 2_000);
+  await redis.stop();
+  // Replica B has no job for the participant and cannot tell replica A.
+  await webhook(b, "participant_left", m, "CLIENT_INITIATED");
+  await sleep(1_000);
+  assert.equal(sends(m), 0, "nobody heard the signal while Redis was down");
+  await redis.start();
+  // Well before the 20 s delay would send it anyway.
+  await world.hs.waitFor(() => sends(m) === 1, 10_000);
+  await sleep(1_000);
+  assert.equal(sends(m), 1);
+});
+
 test("a Redis restart (losing everything) loses no job and sends nothing twice", async () => {
   const members = Array.from({ length: 6 }, () => member(20_000));
   for (const m of members) await delegate(pick(replicas), m);

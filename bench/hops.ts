@@ -144,9 +144,10 @@ export async function runHops(config: HopsConfig): Promise<HopsResult> {
     ["sign"],
   );
   const header = base64url(encoder.encode('{"alg":"HS256","typ":"JWT"}'));
-  const signBareHmac = await measure(async (i) => {
+  // The claims TokenSigner signs, built by hand for the two floors below.
+  const claimsJson = (i: number) => {
     const now = Math.floor(Date.now() / 1000);
-    const claims = base64url(encoder.encode(JSON.stringify({
+    return JSON.stringify({
       video: {
         room: "room",
         roomJoin: true,
@@ -158,7 +159,10 @@ export async function runHops(config: HopsConfig): Promise<HopsResult> {
       nbf: now,
       exp: now + 3600,
       sub: `identity-${i}`,
-    })));
+    });
+  };
+  const signBareHmac = await measure(async (i) => {
+    const claims = base64url(encoder.encode(claimsJson(i)));
     const input = `${header}.${claims}`;
     const mac = await crypto.subtle.sign("HMAC", key, encoder.encode(input));
     return `${input}.${base64url(new Uint8Array(mac))}`;
@@ -169,20 +173,7 @@ export async function runHops(config: HopsConfig): Promise<HopsResult> {
     "base64url",
   );
   const signNodeHmac = await measure((i) => {
-    const now = Math.floor(Date.now() / 1000);
-    const claims = Buffer.from(JSON.stringify({
-      video: {
-        room: "room",
-        roomJoin: true,
-        canPublish: true,
-        canSubscribe: true,
-        canUpdateOwnMetadata: true,
-      },
-      iss: config.apiKey,
-      nbf: now,
-      exp: now + 3600,
-      sub: `identity-${i}`,
-    })).toString("base64url");
+    const claims = Buffer.from(claimsJson(i)).toString("base64url");
     const input = `${nodeHeader}.${claims}`;
     const mac = createHmac("sha256", config.apiSecret).update(input).digest(
       "base64url",

@@ -147,3 +147,34 @@ export async function run(
     stderr: decoder.decode(output.stderr),
   };
 }
+
+/** A request as the stand-in upstream saw it. */
+export interface Seen {
+  method: string;
+  path: string;
+  body: string;
+  forwardedFor: string | null;
+}
+
+/** A stand-in for lk-jwt-service behind a proxy that records what reaches it. */
+export function startUpstream() {
+  const seen: Seen[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (req) => {
+      const url = new URL(req.url);
+      seen.push({
+        method: req.method,
+        path: url.pathname + url.search,
+        body: await req.text(),
+        forwardedFor: req.headers.get("x-forwarded-for"),
+      });
+      return Response.json({ upstream: true });
+    },
+  );
+  return {
+    address: `127.0.0.1:${server.addr.port}`,
+    seen,
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
+}

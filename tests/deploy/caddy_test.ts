@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { findCaddy, startCaddy } from "./_caddy.ts";
-import { ROOT, run, testWith } from "./_tools.ts";
+import { ROOT, run, startUpstream, testWith } from "./_tools.ts";
 
 const CADDYFILE = join(ROOT, "deploy", "Caddyfile");
 const caddy = findCaddy();
@@ -14,36 +14,6 @@ const caddy = findCaddy();
 /** Environment for caddy with no placeholder set and state in `home`. */
 function bareEnv(home: string): Record<string, string> {
   return { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: home };
-}
-
-interface Seen {
-  method: string;
-  path: string;
-  body: string;
-  forwardedFor: string | null;
-}
-
-/** A stand-in for lk-jwt-service that records what reaches it. */
-function startUpstream() {
-  const seen: Seen[] = [];
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    async (req) => {
-      const url = new URL(req.url);
-      seen.push({
-        method: req.method,
-        path: url.pathname + url.search,
-        body: await req.text(),
-        forwardedFor: req.headers.get("x-forwarded-for"),
-      });
-      return Response.json({ upstream: true });
-    },
-  );
-  return {
-    address: `127.0.0.1:${server.addr.port}`,
-    seen,
-    [Symbol.asyncDispose]: () => server.shutdown(),
-  };
 }
 
 // --- The file as shipped (no caddy needed). ---

@@ -6,7 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { findTool, freePort, ROOT, run, testWith } from "./_tools.ts";
+import {
+  findTool,
+  freePort,
+  ROOT,
+  run,
+  startUpstream,
+  testWith,
+} from "./_tools.ts";
 
 const CONF = join(ROOT, "deploy", "nginx", "lk-jwt-service.conf");
 const nginx = findTool("nginx", {
@@ -195,23 +202,11 @@ testWith(
 async function startStack() {
   const dir = await Deno.makeTempDir({ prefix: "lk-nginx-" });
   const certs = await makeCertificates(dir);
-  const seen: { method: string; path: string; body: string }[] = [];
-  const upstream = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    async (req) => {
-      const url = new URL(req.url);
-      seen.push({
-        method: req.method,
-        path: url.pathname + url.search,
-        body: await req.text(),
-      });
-      return Response.json({ upstream: true });
-    },
-  );
+  const upstream = startUpstream();
   const ports = {
     https: freePort(),
     http: freePort(),
-    upstream: `127.0.0.1:${upstream.addr.port}`,
+    upstream: upstream.address,
   };
   const site = join(dir, "site.conf");
   await Deno.writeTextFile(
@@ -235,7 +230,7 @@ async function startStack() {
       // Already gone.
     }
     await child.status;
-    await upstream.shutdown();
+    await upstream[Symbol.asyncDispose]();
     await Deno.remove(dir, { recursive: true });
   };
   const deadline = Date.now() + 10_000;
@@ -257,7 +252,7 @@ async function startStack() {
   return {
     base: `https://localhost:${ports.https}`,
     plain: `http://127.0.0.1:${ports.http}`,
-    seen,
+    seen: upstream.seen,
     fetch: (path: string, init: RequestInit = {}) =>
       fetch(`https://localhost:${ports.https}${path}`, { ...init, client }),
     [Symbol.asyncDispose]: stop,
